@@ -83,7 +83,9 @@ impl<'a> Frame<'a> {
     }
 
     pub fn groups(&self) -> impl ExactSizeIterator<Item = GroupName> + 'a {
-        self.groups.chunks(MAX_GROUP_NAME).map(GroupName::from_field)
+        self.groups
+            .chunks(MAX_GROUP_NAME)
+            .map(GroupName::from_field)
     }
 
     /// The raw group-name bytes, exactly as they came.
@@ -130,7 +132,12 @@ mod tests {
             hint: Hint::new(3, Endian::Little),
             data_len: 0,
         };
-        let msg = encode_message(&h, &[GroupName::new("g1")], &[b"hello", b" world"], Endian::Little);
+        let msg = encode_message(
+            &h,
+            &[GroupName::new("g1")],
+            &[b"hello", b" world"],
+            Endian::Little,
+        );
         assert_eq!(msg.len(), 48 + 32 + 11);
         assert_eq!(Frame::len(&msg[..10]), Ok(FrameLen::NeedMore(48)));
         assert_eq!(Frame::len(&msg[..50]), Ok(FrameLen::NeedMore(91)));

@@ -339,9 +339,18 @@ mod tests {
     #[test]
     fn old_and_bad_connects_are_rejected() {
         assert_eq!(parse_connect(b"\x03\x00\x01\x01a"), Err(Reject::Version));
-        assert_eq!(parse_connect(b"\x03\x11\x03\x01\x0bxxxxxxxxxxx"), Err(Reject::IllegalName));
-        assert_eq!(parse_connect(b"\x03\x11\x03\x01\x03a b"), Err(Reject::IllegalName));
-        assert_eq!(parse_connect(b"\x03\x11\x03\x01\xff"), Err(Reject::IllegalName));
+        assert_eq!(
+            parse_connect(b"\x03\x11\x03\x01\x0bxxxxxxxxxxx"),
+            Err(Reject::IllegalName)
+        );
+        assert_eq!(
+            parse_connect(b"\x03\x11\x03\x01\x03a b"),
+            Err(Reject::IllegalName)
+        );
+        assert_eq!(
+            parse_connect(b"\x03\x11\x03\x01\xff"),
+            Err(Reject::IllegalName)
+        );
         assert_eq!(parse_connect(b"\x03\x11\x03\x01"), Ok(Parsed::NeedMore));
         // A 3.13 library sends no patch byte.
         let Parsed::Done(req, used) = parse_connect(b"\x03\x0d\x01\x03v13").unwrap() else {
@@ -373,8 +382,15 @@ mod tests {
         assert_eq!(used, raw.len());
         assert_eq!(acc.private_group, GroupName::new("#dave#n1"));
         // A 3.13 library gets no patch byte.
-        let old = Version { major: 3, minor: 13, patch: 0 };
-        assert_eq!(encode_accept(old, &GroupName::new("#v13#n1")), b"\x01\x03\x11\x07#v13#n1".to_vec());
+        let old = Version {
+            major: 3,
+            minor: 13,
+            patch: 0,
+        };
+        assert_eq!(
+            encode_accept(old, &GroupName::new("#v13#n1")),
+            b"\x01\x03\x11\x07#v13#n1".to_vec()
+        );
         assert_eq!(parse_accept(b"\xf7"), Err(Reject::Auth));
     }
 }

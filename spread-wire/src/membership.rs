@@ -79,7 +79,10 @@ impl RegularBody {
         let num_vs = endian.read_i32(array(bytes.get(12..16)?, 0));
         let num_vs = usize::try_from(num_vs).ok()?;
         let names = bytes.get(16..16 + num_vs.checked_mul(MAX_GROUP_NAME)?)?;
-        let vs_set = names.chunks(MAX_GROUP_NAME).map(GroupName::from_field).collect();
+        let vs_set = names
+            .chunks(MAX_GROUP_NAME)
+            .map(GroupName::from_field)
+            .collect();
         Some(RegularBody { group_id, vs_set })
     }
 }
@@ -91,7 +94,9 @@ mod tests {
     #[test]
     fn decodes_a_captured_body() {
         // bob's view of his own join: {127.0.0.1, 0x6b078c85, 2}, num_vs 1, ["#bob#n2"].
-        let mut raw = vec![0x01, 0, 0, 0x7f, 0x85, 0x8c, 0x07, 0x6b, 2, 0, 0, 0, 1, 0, 0, 0];
+        let mut raw = vec![
+            0x01, 0, 0, 0x7f, 0x85, 0x8c, 0x07, 0x6b, 2, 0, 0, 0, 1, 0, 0, 0,
+        ];
         raw.extend_from_slice(&GroupName::new("#bob#n2").0);
         let body = RegularBody::decode(&raw, Endian::Little).unwrap();
         assert_eq!(body.group_id.memb_id.proc_id, 0x7f00_0001);

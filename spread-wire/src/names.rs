@@ -34,7 +34,11 @@ impl GroupName {
 
     /// The name: the bytes before the first NUL.
     pub fn as_bytes(&self) -> &[u8] {
-        let end = self.0.iter().position(|&b| b == 0).unwrap_or(MAX_GROUP_NAME);
+        let end = self
+            .0
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(MAX_GROUP_NAME);
         &self.0[..end]
     }
 
@@ -113,7 +117,10 @@ pub fn parse_private_group(group: &GroupName) -> Option<PrivateGroup<'_>> {
     let (private_name, daemon_name) = (&rest[..split], &rest[split + 1..]);
     let fits = (1..=MAX_PRIVATE_NAME).contains(&private_name.len())
         && (1..MAX_PROC_NAME).contains(&daemon_name.len());
-    let legal = private_name.iter().chain(daemon_name).all(|&b| is_name_byte(b));
+    let legal = private_name
+        .iter()
+        .chain(daemon_name)
+        .all(|&b| is_name_byte(b));
     (fits && legal).then_some(PrivateGroup {
         private_name,
         daemon_name,
@@ -145,7 +152,14 @@ mod tests {
 
     #[test]
     fn illegal_private_groups_are_refused() {
-        for bad in ["alice#n1", "#alice", "##n1", "#alice#", "#abcdefghijk#n1", "#a b#n1"] {
+        for bad in [
+            "alice#n1",
+            "#alice",
+            "##n1",
+            "#alice#",
+            "#abcdefghijk#n1",
+            "#a b#n1",
+        ] {
             assert!(parse_private_group(&GroupName::new(bad)).is_none(), "{bad}");
         }
     }

@@ -1,0 +1,820 @@
+//! The daemon core: client sessions, their handshake, validation and delivery.
+//!
+//! One daemon alone is its own ring, so a message is ordered the moment it is read: the
+//! order of `handle_input` calls *is* the total order. [`Daemon::order`] is the one place
+//! where messages enter that order; the ring core (token, membership) plugs in there.
+
+use super::groups::{GroupInfo, Groups, Notice};
+use super::handshake::AuthPolicy;
+use super::outq::OutQueue;
+use super::{ConnId, Identity, Peer};
+use bytes::{Bytes, BytesMut};
+use spread_wire::consts::limits::{MAX_DATA_PLUS_GROUPS, MAX_GROUPS_PER_MESSAGE, MAX_GROUP_NAME};
+use spread_wire::consts::{limits, service};
+use spread_wire::handshake::{self, ConnectRequest, Parsed, Reject, AUTH_CHOICE_LEN};
+use spread_wire::membership::MembershipId;
+use spread_wire::names::{parse_private_group, private_group_name};
+use spread_wire::{Endian, GroupName, MessageHeader, HEADER_LEN};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Settings of a daemon core.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    pub identity: Identity,
+    /// The byte order we write in: native, as a C daemon on this host would.
+    pub endian: Endian,
+    /// The id of the ring membership we are in (the daemon alone: itself, at start time).
+    pub memb_id: MembershipId,
+    pub auth: AuthPolicy,
+    /// Named sessions at once (3.17: 997).
+    pub max_sessions: usize,
+    /// Connections still in their handshake at once; more are refused with REJECT_QUOTA.
+    pub max_handshakes: usize,
+    /// Messages queued to a client that does not read before it is dropped (3.17: 1000).
+    pub max_queued_messages: usize,
+    /// How long a client may take to send its connect message (3.17: 1 s).
+    pub connect_timeout: Duration,
+    /// How long a client may take to send its auth choice.
+    pub auth_timeout: Duration,
+    /// Seed of the generator behind daemon-assigned names.
+    pub seed: u64,
+}
+
+impl DaemonOptions {
+    pub fn new(identity: Identity, memb_id: MembershipId) -> DaemonOptions {
+        DaemonOptions {
+            identity,
+            endian: Endian::NATIVE,
+            memb_id,
+            auth: AuthPolicy::default(),
+            max_sessions: limits::MAX_SESSIONS,
+            max_handshakes: 1024,
+            max_queued_messages: limits::MAX_QUEUED_TO_CLIENT,
+            connect_timeout: Duration::from_secs(1),
+            auth_timeout: Duration::from_secs(5),
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Why the daemon ends a connection. Logged; never sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The handshake ended in a reject byte.
+    Rejected(Reject),
+    /// No connect message (or auth choice) in time.
+    HandshakeTimeout,
+    /// The client broke a protocol rule; the text says which.
+    Violation(String),
+    /// More than `max_queued_messages` were waiting for a client that does not read.
+    TooSlow { queued: usize },
+    /// The client asked to disconnect.
+    Disconnected,
+    /// The socket closed or failed.
+    Hangup,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Rejected(r) => write!(f, "rejected: {r}"),
+            CloseReason::HandshakeTimeout => f.write_str("handshake not completed in time"),
+            CloseReason::Violation(why) => write!(f, "protocol violation: {why}"),
+            CloseReason::TooSlow { queued } => {
+                write!(f, "client does not read: {queued} messages queued")
+            }
+            CloseReason::Disconnected => f.write_str("client disconnected"),
+            CloseReason::Hangup => f.write_str("connection closed"),
+        }
+    }
+}
+
+/// What the event loop must do besides writing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoreEvent {
+    /// Close the connection; when `flush`, first write what its queue still holds.
+    Close {
+        conn: ConnId,
+        flush: bool,
+        reason: CloseReason,
+    },
+}
+
+#[derive(Debug)]
+struct Session {
+    name: Vec<u8>,
+    private_group: GroupName,
+    wants_membership: bool,
+    inbuf: BytesMut,
+    /// The validated header of the message being read, once its 48 bytes are in.
+    header: Option<MessageHeader>,
+}
+
+#[derive(Debug)]
+enum State {
+    AwaitConnect {
+        buf: Vec<u8>,
+        deadline: Instant,
+    },
+    AwaitAuthChoice {
+        request: ConnectRequest,
+        name: Vec<u8>,
+        buf: Vec<u8>,
+        deadline: Instant,
+    },
+    Open(Box<Session>),
+    /// Ended: waiting for the event loop to close it.
+    Closed,
+}
+
+#[derive(Debug)]
+struct Conn {
+    peer: Peer,
+    state: State,
+    out: OutQueue,
+    marked_writable: bool,
+}
+
+/// A message in the total order.
+#[derive(Debug)]
+enum Ordered {
+    Join {
+        member: GroupName,
+        group: GroupName,
+    },
+    Leave {
+        member: GroupName,
+        group: GroupName,
+    },
+    Kill {
+        member: GroupName,
+    },
+    Data {
+        message: Bytes,
+        header: MessageHeader,
+    },
+}
+
+/// Counters for status reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub messages_delivered: u64,
+    pub sessions_accepted: u64,
+    pub sessions_dropped_for_violations: u64,
+}
+
+/// A Spread daemon's client side and group layer, without I/O.
+pub struct Daemon {
+    opts: DaemonOptions,
+    conns: HashMap<ConnId, Conn>,
+    /// Private names in use (handshaking, open, or killed but not yet ordered), as 3.17
+    /// reserves them.
+    names: BTreeMap<Vec<u8>, ConnId>,
+    handshakes: usize,
+    deadlines: BTreeSet<(Instant, ConnId)>,
+    groups: Groups,
+    events: VecDeque<CoreEvent>,
+    writable: Vec<ConnId>,
+    rng: u64,
+    stats: Stats,
+    targets: Vec<ConnId>,
+    notices: Vec<Notice>,
+    /// Messages ordered while another is being delivered (a slow reader dropped during a
+    /// delivery): they follow it, never overtake it.
+    pending: VecDeque<Ordered>,
+    delivering: bool,
+}
+
+impl Daemon {
+    pub fn new(opts: DaemonOptions) -> Daemon {
+        let endian = opts.endian;
+        let rng = opts.seed | 1;
+        Daemon {
+            opts,
+            conns: HashMap::new(),
+            names: BTreeMap::new(),
+            handshakes: 0,
+            deadlines: BTreeSet::new(),
+            groups: Groups::new(endian),
+            events: VecDeque::new(),
+            writable: Vec::new(),
+            rng,
+            stats: Stats::default(),
+            targets: Vec::new(),
+            notices: Vec::new(),
+            pending: VecDeque::new(),
+            delivering: false,
+        }
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.opts.identity
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn groups(&self) -> Vec<GroupInfo> {
+        self.groups.info()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.names.len()
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    /// A client connected.
+    pub fn handle_connect(&mut self, now: Instant, conn: ConnId, peer: Peer) {
+        let mut c = Conn {
+            peer,
+            state: State::Closed,
+            out: OutQueue::default(),
+            marked_writable: false,
+        };
+        // 3.17 refuses at once, before reading anything, when its sessions are used up.
+        if self.names.len() >= self.opts.max_sessions || self.handshakes >= self.opts.max_handshakes
+        {
+            c.out.push(Bytes::from_static(&[0xfd]));
+            self.conns.insert(conn, c);
+            self.mark_writable(conn);
+            self.close(conn, true, CloseReason::Rejected(Reject::Quota));
+            return;
+        }
+        let deadline = now + self.opts.connect_timeout;
+        c.state = State::AwaitConnect {
+            buf: Vec::new(),
+            deadline,
+        };
+        self.conns.insert(conn, c);
+        self.handshakes += 1;
+        self.deadlines.insert((deadline, conn));
+    }
+
+    /// Bytes arrived from a client.
+    pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match &mut c.state {
+            State::AwaitConnect { buf, .. } => {
+                buf.extend_from_slice(bytes);
+                self.advance_connect(now, conn);
+            }
+            State::AwaitAuthChoice { buf, .. } => {
+                buf.extend_from_slice(bytes);
+                self.advance_auth(conn);
+            }
+            State::Open(session) => {
+                session.inbuf.extend_from_slice(bytes);
+                self.read_messages(conn);
+            }
+            State::Closed => {}
+        }
+    }
+
+    /// The connection closed or failed (the event loop has already closed the socket).
+    pub fn handle_hangup(&mut self, _now: Instant, conn: ConnId) {
+        let open = matches!(
+            self.conns.get(&conn).map(|c| &c.state),
+            Some(State::Open(_))
+        );
+        if open {
+            self.kill_session(conn, CloseReason::Hangup, false);
+        } else if self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| !matches!(c.state, State::Closed))
+        {
+            self.end_handshake(conn);
+            self.close(conn, false, CloseReason::Hangup);
+        }
+        self.forget(conn);
+    }
+
+    /// The event loop closed a connection the core asked it to close.
+    pub fn handle_closed(&mut self, conn: ConnId) {
+        self.forget(conn);
+    }
+
+    /// Time passed: handshakes past their deadline end.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(deadline, conn)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(c) = self.conns.get(&conn) else {
+                continue;
+            };
+            match &c.state {
+                State::AwaitConnect { buf, deadline: d } if *d == deadline => {
+                    // 3.17 judges a connect message by what arrived; one that stopped after
+                    // the version gets REJECT_NO_NAME, one that stopped in the name
+                    // REJECT_ILLEGAL_NAME, and silence just a close.
+                    let reject = if buf.is_empty() {
+                        None
+                    } else if handshake::connect_is_truncated_before_name(buf) || buf.len() < 2 {
+                        Some(Reject::NoName)
+                    } else {
+                        Some(Reject::IllegalName)
+                    };
+                    match reject {
+                        Some(r) => self.reject(conn, r),
+                        None => {
+                            self.end_handshake(conn);
+                            self.close(conn, false, CloseReason::HandshakeTimeout);
+                        }
+                    }
+                }
+                State::AwaitAuthChoice { deadline: d, .. } if *d == deadline => {
+                    self.reject(conn, Reject::Auth);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------------------------
+
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
+        self.events.pop_front()
+    }
+
+    /// A connection with bytes to write.
+    pub fn poll_writable(&mut self) -> Option<ConnId> {
+        while let Some(conn) = self.writable.pop() {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.marked_writable = false;
+                if !c.out.is_empty() {
+                    return Some(conn);
+                }
+            }
+        }
+        None
+    }
+
+    /// The bytes waiting for `conn`; the event loop writes from it and calls `consume`.
+    pub fn output(&mut self, conn: ConnId) -> Option<&mut OutQueue> {
+        self.conns.get_mut(&conn).map(|c| &mut c.out)
+    }
+
+    /// The next handshake deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    // ---- the handshake ------------------------------------------------------------------
+
+    fn advance_connect(&mut self, now: Instant, conn: ConnId) {
+        let c = self.conns.get_mut(&conn).expect("conn exists");
+        let State::AwaitConnect { buf, .. } = &mut c.state else {
+            return;
+        };
+        let (request, used) = match handshake::parse_connect(buf) {
+            Ok(Parsed::NeedMore) => return,
+            Ok(Parsed::Done(request, used)) => (request, used),
+            Err(reject) => return self.reject(conn, reject),
+        };
+        let rest = buf.split_off(used);
+        let name = if request.name.is_empty() {
+            self.pick_name(conn)
+        } else if self.names.contains_key(&request.name) {
+            return self.reject(conn, Reject::NotUnique);
+        } else {
+            request.name.clone()
+        };
+        self.names.insert(name.clone(), conn);
+        let c = self.conns.get_mut(&conn).expect("conn exists");
+        if !request.version.negotiates_auth() {
+            let allowed = self.opts.auth.decide_without_negotiation(c.peer);
+            return self.finish_auth(conn, request, name, allowed, rest);
+        }
+        let offered = self.opts.auth.offered();
+        c.out.push(handshake::encode_auth_list(&offered).into());
+        self.mark_writable(conn);
+        if offered.is_empty() {
+            return self.deny(conn);
+        }
+        let deadline = now + self.opts.auth_timeout;
+        let c = self.conns.get_mut(&conn).expect("conn exists");
+        c.state = State::AwaitAuthChoice {
+            request,
+            name,
+            buf: rest,
+            deadline,
+        };
+        self.deadlines.insert((deadline, conn));
+        self.advance_auth(conn);
+    }
+
+    fn advance_auth(&mut self, conn: ConnId) {
+        let c = self.conns.get_mut(&conn).expect("conn exists");
+        let State::AwaitAuthChoice { buf, .. } = &mut c.state else {
+            return;
+        };
+        if buf.len() < AUTH_CHOICE_LEN {
+            return;
+        }
+        let rest = buf.split_off(AUTH_CHOICE_LEN);
+        let choice: [u8; AUTH_CHOICE_LEN] = buf[..].try_into().expect("90 bytes");
+        let methods = handshake::parse_auth_choice(&choice);
+        let allowed = self.opts.auth.decide(&methods, c.peer);
+        self.end_handshake(conn);
+        let c = self.conns.get_mut(&conn).expect("conn exists");
+        let State::AwaitAuthChoice { request, name, .. } =
+            std::mem::replace(&mut c.state, State::Closed)
+        else {
+            unreachable!()
+        };
+        self.finish_auth(conn, request, name, allowed, rest);
+    }
+
+    fn finish_auth(
+        &mut self,
+        conn: ConnId,
+        request: ConnectRequest,
+        name: Vec<u8>,
+        allowed: bool,
+        rest: Vec<u8>,
+    ) {
+        if !allowed {
+            return self.deny(conn);
+        }
+        self.end_handshake(conn);
+        let private_group = private_group_name(&name, self.opts.identity.name.as_bytes());
+        let c = self.conns.get_mut(&conn).expect("conn exists");
+        c.out
+            .push(handshake::encode_accept(request.version, &private_group).into());
+        c.state = State::Open(Box::new(Session {
+            name,
+            private_group,
+            wants_membership: request.wants_membership,
+            inbuf: BytesMut::from(&rest[..]),
+            header: None,
+        }));
+        self.stats.sessions_accepted += 1;
+        self.mark_writable(conn);
+        self.read_messages(conn);
+    }
+
+    /// Refuses with REJECT_AUTH and frees the reserved name.
+    fn deny(&mut self, conn: ConnId) {
+        self.release_name(conn);
+        self.reject(conn, Reject::Auth);
+    }
+
+    fn reject(&mut self, conn: ConnId, reject: Reject) {
+        self.release_name(conn);
+        self.end_handshake(conn);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.out.push(Bytes::copy_from_slice(&[reject.byte()]));
+            self.mark_writable(conn);
+        }
+        self.close(conn, true, CloseReason::Rejected(reject));
+    }
+
+    fn end_handshake(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get(&conn) {
+            if matches!(
+                c.state,
+                State::AwaitConnect { .. } | State::AwaitAuthChoice { .. }
+            ) {
+                self.handshakes -= 1;
+            }
+        }
+    }
+
+    /// Frees the name a handshaking connection reserved (rejects are rare: a scan is fine).
+    fn release_name(&mut self, conn: ConnId) {
+        self.names.retain(|_, owner| *owner != conn);
+    }
+
+    /// `r<0..9998>-<conn>`, unique among sessions, like 3.17's assigned names.
+    fn pick_name(&mut self, conn: ConnId) -> Vec<u8> {
+        loop {
+            // xorshift64*: small, seeded, and deterministic for tests.
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            let r = (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) % 9999;
+            let mut name = format!("r{r}-{conn}").into_bytes();
+            name.truncate(limits::MAX_PRIVATE_NAME);
+            if !self.names.contains_key(&name) {
+                return name;
+            }
+        }
+    }
+
+    // ---- reading messages ---------------------------------------------------------------
+
+    fn read_messages(&mut self, conn: ConnId) {
+        loop {
+            let Some(Conn {
+                state: State::Open(session),
+                ..
+            }) = self.conns.get_mut(&conn)
+            else {
+                return;
+            };
+            if session.header.is_none() {
+                if session.inbuf.len() < HEADER_LEN {
+                    return;
+                }
+                let raw: &[u8; HEADER_LEN] = session.inbuf[..HEADER_LEN].try_into().expect("48");
+                let (header, writer) = MessageHeader::decode(raw);
+                let _ = writer;
+                if let Err(why) =
+                    validate(&header, self.opts.endian, session, &self.opts.identity.name)
+                {
+                    self.stats.sessions_dropped_for_violations += 1;
+                    return self.kill_session(conn, CloseReason::Violation(why), false);
+                }
+                // From here on the header is ours: our byte order, our marker; the hint
+                // stays the sending client's (3.17 forwards it untouched).
+                let mut fixed = header;
+                fixed.private_group = GroupName::from_field(&raw[4..36]);
+                let out: &mut [u8; HEADER_LEN] =
+                    (&mut session.inbuf[..HEADER_LEN]).try_into().expect("48");
+                fixed.write_into(out, self.opts.endian);
+                session.header = Some(fixed);
+            }
+            let header = session.header.expect("validated header");
+            let total = HEADER_LEN + header.body_len().expect("validated counts");
+            if session.inbuf.len() < total {
+                // Reserve once for big messages rather than growing by doubling.
+                session.inbuf.reserve(total - session.inbuf.len());
+                return;
+            }
+            session.header = None;
+            let message = session.inbuf.split_to(total).freeze();
+            let sender = session.private_group;
+            self.handle_message(conn, sender, header, message);
+        }
+    }
+
+    fn handle_message(
+        &mut self,
+        conn: ConnId,
+        sender: GroupName,
+        header: MessageHeader,
+        message: Bytes,
+    ) {
+        let first_group =
+            || GroupName::from_field(&message[HEADER_LEN..HEADER_LEN + MAX_GROUP_NAME]);
+        let t = header.msg_type;
+        if t & service::JOIN != 0 {
+            let group = first_group();
+            if self.groups.local_member_count(&group) >= limits::MAX_LOCAL_GROUP_MEMBERS {
+                return self.send_reject(conn, &header, &message, service::CAUSED_BY_JOIN);
+            }
+            self.order(Ordered::Join {
+                member: sender,
+                group,
+            });
+        } else if t & service::LEAVE != 0 {
+            self.order(Ordered::Leave {
+                member: sender,
+                group: first_group(),
+            });
+        } else if t & service::KILL != 0 {
+            // 3.17 drops what was still queued for a client that says goodbye.
+            self.kill_session(conn, CloseReason::Disconnected, false);
+        } else {
+            self.order(Ordered::Data { message, header });
+        }
+    }
+
+    /// A refused join or leave goes back to its sender alone, in 3.17's reject layout:
+    /// REJECT type, an old-type word, the groups plus the sender's private group, the data.
+    fn send_reject(&mut self, conn: ConnId, header: &MessageHeader, message: &Bytes, caused: u32) {
+        let endian = self.opts.endian;
+        let old_type = endian.stamp((header.msg_type & !(service::JOIN | service::LEAVE)) | caused);
+        let mut reject = *header;
+        reject.msg_type = service::REJECT | (header.msg_type & service::SELF_DISCARD);
+        let groups_end = HEADER_LEN + header.num_groups as usize * MAX_GROUP_NAME;
+        let mut out = Vec::with_capacity(message.len() + 4 + MAX_GROUP_NAME);
+        let mut names = message[HEADER_LEN..groups_end].to_vec();
+        if header.num_groups as usize >= MAX_GROUPS_PER_MESSAGE {
+            names.truncate(names.len() - MAX_GROUP_NAME);
+        }
+        names.extend_from_slice(&header.private_group.0);
+        reject.num_groups = (names.len() / MAX_GROUP_NAME) as i32;
+        out.extend_from_slice(&reject.encode(endian));
+        out.extend_from_slice(&endian.u32_bytes(old_type));
+        out.extend_from_slice(&names);
+        out.extend_from_slice(&message[groups_end..]);
+        self.queue(conn, out.into());
+    }
+
+    /// Ends an open session: its kill enters the order (so its groups learn of it), and the
+    /// event loop closes the socket.
+    fn kill_session(&mut self, conn: ConnId, reason: CloseReason, flush: bool) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let State::Open(session) = std::mem::replace(&mut c.state, State::Closed) else {
+            return;
+        };
+        if !flush {
+            c.out.clear();
+        }
+        self.close(conn, flush, reason);
+        self.names.remove(&session.name);
+        self.order(Ordered::Kill {
+            member: session.private_group,
+        });
+    }
+
+    // ---- the order and delivery ---------------------------------------------------------
+
+    /// Where messages enter the total order. One daemon alone delivers at once.
+    fn order(&mut self, message: Ordered) {
+        self.pending.push_back(message);
+        if self.delivering {
+            return;
+        }
+        self.delivering = true;
+        while let Some(next) = self.pending.pop_front() {
+            self.deliver(next);
+        }
+        self.delivering = false;
+    }
+
+    fn deliver(&mut self, message: Ordered) {
+        let memb_id = self.opts.memb_id;
+        let mut notices = std::mem::take(&mut self.notices);
+        match message {
+            Ordered::Join { member, group } => {
+                let local = self.local_conn(&member);
+                self.groups
+                    .join(group, member, local, memb_id, &mut notices);
+            }
+            Ordered::Leave { member, group } => self.groups.leave(group, member, &mut notices),
+            Ordered::Kill { member } => self.groups.kill(member, &mut notices),
+            Ordered::Data { message, header } => self.deliver_data(message, &header),
+        }
+        for notice in notices.drain(..) {
+            let wants = matches!(
+                self.conns.get(&notice.to).map(|c| &c.state),
+                Some(State::Open(s)) if s.wants_membership
+            );
+            if wants {
+                self.queue(notice.to, notice.message);
+            }
+        }
+        self.notices = notices;
+    }
+
+    fn deliver_data(&mut self, message: Bytes, header: &MessageHeader) {
+        let mut targets = std::mem::take(&mut self.targets);
+        targets.clear();
+        let groups = &message[HEADER_LEN..HEADER_LEN + header.num_groups as usize * MAX_GROUP_NAME];
+        for raw in groups.chunks(MAX_GROUP_NAME) {
+            let group = GroupName::from_field(raw);
+            if group.is_private() {
+                if let Some(conn) = self.local_private(&group) {
+                    if !targets.contains(&conn) {
+                        targets.push(conn);
+                    }
+                }
+            } else {
+                self.groups.local_members(&group, &mut targets);
+            }
+        }
+        let sender = if header.msg_type & service::SELF_DISCARD != 0 {
+            self.local_private(&header.private_group)
+        } else {
+            None
+        };
+        for &conn in &targets {
+            if Some(conn) != sender {
+                self.queue(conn, message.clone());
+            }
+        }
+        self.stats.messages_delivered += 1;
+        self.targets = targets;
+    }
+
+    /// The local session behind a private group name, if it is ours and open.
+    fn local_private(&self, group: &GroupName) -> Option<ConnId> {
+        let parsed = parse_private_group(group)?;
+        if parsed.daemon_name != self.opts.identity.name.as_bytes() {
+            return None;
+        }
+        self.names.get(parsed.private_name).copied()
+    }
+
+    fn local_conn(&self, member: &GroupName) -> Option<ConnId> {
+        self.local_private(member)
+    }
+
+    fn queue(&mut self, conn: ConnId, message: Bytes) {
+        let limit = self.opts.max_queued_messages;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !matches!(c.state, State::Open(_)) {
+            return;
+        }
+        c.out.push(message);
+        let queued = c.out.messages();
+        if queued > limit {
+            // 3.17 drops a client that lets more than 1000 messages pile up, so that one
+            // stuck reader cannot hold the daemon's memory hostage.
+            self.kill_session(conn, CloseReason::TooSlow { queued }, false);
+            return;
+        }
+        self.mark_writable(conn);
+    }
+
+    fn mark_writable(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if !c.marked_writable {
+                c.marked_writable = true;
+                self.writable.push(conn);
+            }
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, flush: bool, reason: CloseReason) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = State::Closed;
+        }
+        self.events.push_back(CoreEvent::Close {
+            conn,
+            flush,
+            reason,
+        });
+    }
+
+    fn forget(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let State::AwaitConnect { .. } | State::AwaitAuthChoice { .. } = c.state {
+                self.handshakes -= 1;
+                self.release_name(conn);
+            }
+        }
+    }
+}
+
+/// The checks 3.17 makes on every header a client sends (`Sess_validate_read_header`), and
+/// one it does not: a data message may carry nothing but one service bit and SELF_DISCARD,
+/// so no client can forge a membership (REG_MEMB) or a reject for others.
+fn validate(
+    header: &MessageHeader,
+    daemon_endian: Endian,
+    session: &Session,
+    daemon: &str,
+) -> Result<(), String> {
+    let t = header.msg_type;
+    let services = (t & service::REGULAR).count_ones();
+    let requests = (t & (service::JOIN | service::LEAVE | service::KILL)).count_ones();
+    if services + requests != 1 {
+        return Err(format!(
+            "type 0x{t:08x} must name exactly one service or one request"
+        ));
+    }
+    let allowed = if services == 1 {
+        service::REGULAR | service::SELF_DISCARD
+    } else {
+        service::JOIN | service::LEAVE | service::KILL
+    };
+    if t & !allowed != 0 {
+        return Err(format!("type 0x{t:08x} carries bits a client may not set"));
+    }
+    let ours = parse_private_group(&header.private_group).is_some_and(|p| {
+        p.private_name == session.name.as_slice() && p.daemon_name == daemon.as_bytes()
+    });
+    if !ours {
+        return Err(format!(
+            "sender {} is not this session ({})",
+            header.private_group, session.private_group
+        ));
+    }
+    if header.num_groups < 0 || header.num_groups as usize > MAX_GROUPS_PER_MESSAGE {
+        return Err(format!("num_groups {} outside 0..=100", header.num_groups));
+    }
+    if requests == 1 && t & service::KILL == 0 && header.num_groups < 1 {
+        return Err("a join or leave names no group".into());
+    }
+    // The daemon reads the hint in its own order, whoever wrote it.
+    if header.hint.has_stray_bits(daemon_endian) {
+        return Err(format!(
+            "hint {:02x?} has bits outside 0x80ffff80",
+            header.hint.0
+        ));
+    }
+    if header.data_len < 0 {
+        return Err(format!("negative data_len {}", header.data_len));
+    }
+    let size = header.data_len as usize + header.num_groups as usize * MAX_GROUP_NAME;
+    if size > MAX_DATA_PLUS_GROUPS {
+        return Err(format!(
+            "data plus group names is {size} bytes, more than {MAX_DATA_PLUS_GROUPS}"
+        ));
+    }
+    Ok(())
+}

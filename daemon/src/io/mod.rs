@@ -1,0 +1,282 @@
+//! The event loop: the only place in the daemon with sockets and clocks.
+//!
+//! It accepts clients on TCP and on the local socket, feeds their bytes to the
+//! [`Daemon`](crate::core::Daemon) core, writes what the core queued, and closes what the
+//! core says to close. Nothing here decides anything about Spread.
+
+mod local_socket;
+mod stream;
+
+pub use local_socket::{bind_local_socket, LocalSocketError};
+
+use crate::core::{ConnId, CoreEvent, Daemon, Peer};
+use mio::net::{TcpListener, UnixListener};
+use mio::{Events, Interest, Poll, Token};
+use std::collections::HashMap;
+use std::io::{self, IoSlice, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use stream::Stream;
+
+/// Listeners handed to the loop.
+pub struct Listeners {
+    pub tcp: Vec<TcpListener>,
+    pub local: Option<(UnixListener, PathBuf)>,
+}
+
+struct Conn {
+    stream: Stream,
+    /// Registered for writable events (only while the core's queue would not drain).
+    wants_write: bool,
+    /// The core asked to close once the queue is written.
+    closing: bool,
+}
+
+/// Tokens below this are listeners.
+const FIRST_CONN: u64 = 64;
+/// Slices per vectored write: enough to batch many small messages into one syscall.
+const MAX_SLICES: usize = 64;
+
+pub struct EventLoop {
+    poll: Poll,
+    core: Daemon,
+    listeners: Listeners,
+    conns: HashMap<ConnId, Conn>,
+    next_conn: ConnId,
+    read_buf: Vec<u8>,
+    stop: &'static AtomicBool,
+}
+
+impl EventLoop {
+    pub fn new(
+        core: Daemon,
+        mut listeners: Listeners,
+        stop: &'static AtomicBool,
+    ) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        for (i, l) in listeners.tcp.iter_mut().enumerate() {
+            poll.registry().register(l, Token(i), Interest::READABLE)?;
+        }
+        if let Some((l, _)) = listeners.local.as_mut() {
+            poll.registry()
+                .register(l, Token(FIRST_CONN as usize - 1), Interest::READABLE)?;
+        }
+        Ok(EventLoop {
+            poll,
+            core,
+            listeners,
+            conns: HashMap::new(),
+            next_conn: FIRST_CONN,
+            read_buf: vec![0; 256 * 1024],
+            stop,
+        })
+    }
+
+    /// Runs until `stop` is set (by a signal handler).
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            // Wake at least every 200 ms to notice a stop request.
+            let mut timeout = Duration::from_millis(200);
+            if let Some(deadline) = self.core.poll_timeout() {
+                timeout = timeout.min(deadline.saturating_duration_since(now));
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                let token = event.token().0 as u64;
+                if token < FIRST_CONN {
+                    self.accept(now, token);
+                    continue;
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.read(now, token);
+                }
+                if event.is_writable() {
+                    self.write(token);
+                }
+            }
+            self.core.handle_timeout(now);
+            self.drain_core();
+        }
+        if let Some((_, path)) = &self.listeners.local {
+            local_socket::remove_if_ours(path);
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, now: Instant, token: u64) {
+        loop {
+            let accepted = if token == FIRST_CONN - 1 {
+                let Some((l, _)) = self.listeners.local.as_ref() else {
+                    return;
+                };
+                l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Local))
+            } else {
+                self.listeners.tcp[token as usize]
+                    .accept()
+                    .map(|(s, addr)| {
+                        let peer = match addr {
+                            SocketAddr::V4(a) => Peer::Tcp(*a.ip()),
+                            SocketAddr::V6(a) => Peer::Tcp(
+                                a.ip()
+                                    .to_ipv4_mapped()
+                                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                            ),
+                        };
+                        (Stream::Tcp(s), peer)
+                    })
+            };
+            let (mut stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // Out of descriptors, or the client gave up: log and carry on.
+                    tracing::warn!("accept failed: {e}");
+                    return;
+                }
+            };
+            stream.tune();
+            let conn = self.next_conn;
+            self.next_conn += 1;
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut stream, Token(conn as usize), Interest::READABLE)
+            {
+                tracing::warn!("cannot watch a new connection: {e}");
+                continue;
+            }
+            self.conns.insert(
+                conn,
+                Conn {
+                    stream,
+                    wants_write: false,
+                    closing: false,
+                },
+            );
+            self.core.handle_connect(now, conn, peer);
+        }
+    }
+
+    fn read(&mut self, now: Instant, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if c.closing {
+                return;
+            }
+            match c.stream.read(&mut self.read_buf) {
+                Ok(0) => return self.hangup(now, conn),
+                Ok(n) => {
+                    self.core.handle_input(now, conn, &self.read_buf[..n]);
+                    // Write replies before reading more, so a busy client cannot starve
+                    // the queue it fills.
+                    self.drain_core();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return self.hangup(now, conn),
+            }
+        }
+    }
+
+    fn hangup(&mut self, now: Instant, conn: ConnId) {
+        if let Some(mut c) = self.conns.remove(&conn) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        self.core.handle_hangup(now, conn);
+    }
+
+    /// Closes what the core closed, and writes what it queued.
+    fn drain_core(&mut self) {
+        while let Some(event) = self.core.poll_event() {
+            match event {
+                CoreEvent::Close {
+                    conn,
+                    flush,
+                    reason,
+                } => {
+                    tracing::debug!(conn, %reason, "closing session");
+                    if flush {
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            c.closing = true;
+                        }
+                        self.write(conn);
+                    } else {
+                        self.close(conn);
+                    }
+                }
+            }
+        }
+        while let Some(conn) = self.core.poll_writable() {
+            self.write(conn);
+        }
+    }
+
+    fn write(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(queue) = self.core.output(conn) else {
+            return;
+        };
+        let mut failed = false;
+        while !queue.is_empty() {
+            let written = {
+                let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_SLICES);
+                queue.slices(&mut slices, MAX_SLICES);
+                c.stream.write_vectored(&slices)
+            };
+            match written {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => queue.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        let empty = queue.is_empty();
+        if failed {
+            return self.hangup(Instant::now(), conn);
+        }
+        if empty && c.closing {
+            return self.close(conn);
+        }
+        if empty == c.wants_write {
+            // Ask for writable events only while something is stuck, never otherwise.
+            c.wants_write = !empty;
+            let interest = if empty {
+                Interest::READABLE
+            } else {
+                Interest::READABLE | Interest::WRITABLE
+            };
+            let _ = self
+                .poll
+                .registry()
+                .reregister(&mut c.stream, Token(conn as usize), interest);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(mut c) = self.conns.remove(&conn) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        self.core.handle_closed(conn);
+    }
+}
