@@ -39,6 +39,9 @@ pub struct DaemonOptions {
     pub auth_timeout: Duration,
     /// Seed of the generator behind daemon-assigned names.
     pub seed: u64,
+    /// Names to hand out, in order, before generated ones: lets a replay of a captured C
+    /// session give clients the names the C daemon picked (its choice is random).
+    pub assigned_names: VecDeque<Vec<u8>>,
 }
 
 impl DaemonOptions {
@@ -54,6 +57,7 @@ impl DaemonOptions {
             connect_timeout: Duration::from_secs(1),
             auth_timeout: Duration::from_secs(5),
             seed: 0x5eed,
+            assigned_names: VecDeque::new(),
         }
     }
 }
@@ -494,6 +498,9 @@ impl Daemon {
 
     /// `r<0..9998>-<conn>`, unique among sessions, like 3.17's assigned names.
     fn pick_name(&mut self, conn: ConnId) -> Vec<u8> {
+        if let Some(name) = self.opts.assigned_names.pop_front() {
+            return name;
+        }
         loop {
             // xorshift64*: small, seeded, and deterministic for tests.
             self.rng ^= self.rng >> 12;
