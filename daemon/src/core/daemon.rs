@@ -39,6 +39,12 @@ pub struct DaemonOptions {
     pub auth_timeout: Duration,
     /// Seed of the generator behind daemon-assigned names.
     pub seed: u64,
+    /// Queued messages at which a receiver counts as congested: the event loop stops reading
+    /// clients until it drains below half of this, so senders slow to the receivers' pace.
+    pub congestion_mark: usize,
+    /// How long a receiver may stay congested without draining before it is dropped as too
+    /// slow (a client that never reads must not stall everyone).
+    pub slow_client_grace: Duration,
     /// Names to hand out, in order, before generated ones: lets a replay of a captured C
     /// session give clients the names the C daemon picked (its choice is random).
     pub assigned_names: VecDeque<Vec<u8>>,
@@ -58,6 +64,8 @@ impl DaemonOptions {
             auth_timeout: Duration::from_secs(5),
             seed: 0x5eed,
             assigned_names: VecDeque::new(),
+            congestion_mark: 500,
+            slow_client_grace: Duration::from_secs(2),
         }
     }
 }
@@ -188,6 +196,10 @@ pub struct Daemon {
     /// delivery): they follow it, never overtake it.
     pending: VecDeque<Ordered>,
     delivering: bool,
+    /// Receivers over the congestion mark, and since when.
+    congested: HashMap<ConnId, Instant>,
+    /// The time of the call being handled.
+    now: Instant,
 }
 
 impl Daemon {
@@ -209,6 +221,8 @@ impl Daemon {
             notices: Vec::new(),
             pending: VecDeque::new(),
             delivering: false,
+            congested: HashMap::new(),
+            now: Instant::now(),
         }
     }
 
@@ -232,6 +246,7 @@ impl Daemon {
 
     /// A client connected.
     pub fn handle_connect(&mut self, now: Instant, conn: ConnId, peer: Peer) {
+        self.now = now;
         let mut c = Conn {
             peer,
             state: State::Closed,
@@ -259,6 +274,7 @@ impl Daemon {
 
     /// Bytes arrived from a client.
     pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        self.now = now;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -305,6 +321,22 @@ impl Daemon {
 
     /// Time passed: handshakes past their deadline end.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        let grace = self.opts.slow_client_grace;
+        let stuck: Vec<ConnId> = self
+            .congested
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) >= grace)
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in stuck {
+            self.congested.remove(&conn);
+            if !self.still_congested(conn) {
+                continue;
+            }
+            let queued = self.conns.get(&conn).map_or(0, |c| c.out.messages());
+            self.kill_session(conn, CloseReason::TooSlow { queued }, false);
+        }
         while let Some(&(deadline, conn)) = self.deadlines.first() {
             if deadline > now {
                 break;
@@ -365,9 +397,35 @@ impl Daemon {
         self.conns.get_mut(&conn).map(|c| &mut c.out)
     }
 
-    /// The next handshake deadline.
+    /// The next deadline: a handshake's, or a congested receiver's grace running out.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let handshake = self.deadlines.first().map(|(t, _)| *t);
+        let grace = self.opts.slow_client_grace;
+        let slow = self.congested.values().map(|since| *since + grace).min();
+        handshake.into_iter().chain(slow).min()
+    }
+
+    /// Whether some receiver is congested: the event loop then stops reading clients (as
+    /// 3.17 stops reading them when its queues fill) until this turns false.
+    pub fn is_congested(&mut self) -> bool {
+        if !self.congested.is_empty() {
+            let drained: Vec<ConnId> = self
+                .congested
+                .keys()
+                .copied()
+                .filter(|c| !self.still_congested(*c))
+                .collect();
+            for conn in drained {
+                self.congested.remove(&conn);
+            }
+        }
+        !self.congested.is_empty()
+    }
+
+    fn still_congested(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| {
+            matches!(c.state, State::Open(_)) && c.out.messages() > self.opts.congestion_mark / 2
+        })
     }
 
     // ---- the handshake ------------------------------------------------------------------
@@ -733,6 +791,9 @@ impl Daemon {
             // stuck reader cannot hold the daemon's memory hostage.
             self.kill_session(conn, CloseReason::TooSlow { queued }, false);
             return;
+        }
+        if queued >= self.opts.congestion_mark {
+            self.congested.entry(conn).or_insert(self.now);
         }
         self.mark_writable(conn);
     }

@@ -15,6 +15,7 @@ mod outq;
 
 pub use daemon::{CloseReason, CoreEvent, Daemon, DaemonOptions};
 pub use groups::GroupInfo;
+pub use handshake::{AuthPolicy, IpRule};
 pub use outq::OutQueue;
 
 use std::net::Ipv4Addr;

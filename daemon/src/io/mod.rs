@@ -47,6 +47,8 @@ pub struct EventLoop {
     next_conn: ConnId,
     read_buf: Vec<u8>,
     stop: &'static AtomicBool,
+    /// Clients not read while a receiver is congested; read again once it drains.
+    paused: Vec<ConnId>,
 }
 
 impl EventLoop {
@@ -71,6 +73,7 @@ impl EventLoop {
             next_conn: FIRST_CONN,
             read_buf: vec![0; 256 * 1024],
             stop,
+            paused: Vec::new(),
         })
     }
 
@@ -106,6 +109,11 @@ impl EventLoop {
             }
             self.core.handle_timeout(now);
             self.drain_core();
+            if !self.paused.is_empty() && !self.core.is_congested() {
+                for conn in std::mem::take(&mut self.paused) {
+                    self.read(now, conn);
+                }
+            }
         }
         if let Some((_, path)) = &self.listeners.local {
             local_socket::remove_if_ours(path);
@@ -173,6 +181,13 @@ impl EventLoop {
                 return;
             };
             if c.closing {
+                return;
+            }
+            if self.core.is_congested() {
+                // Readiness is edge-triggered: remember to come back to this client.
+                if !self.paused.contains(&conn) {
+                    self.paused.push(conn);
+                }
                 return;
             }
             match c.stream.read(&mut self.read_buf) {

@@ -1,0 +1,248 @@
+//! Starting real daemons for integration tests: ours always, C 3.17's when installed.
+//!
+//! Every daemon gets its own port (below 32768, which 3.17's library requires), its own
+//! config file and local socket in a private directory, so tests run in parallel and beside
+//! any daemon someone left running.
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// A port whose TCP and UDP (port, port+1) are free on `ip` right now.
+pub fn free_port(ip: Ipv4Addr) -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 600) as u16 * 20;
+    loop {
+        let offset = NEXT.fetch_add(2, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (base - 20_000 + offset) % 12_000;
+        let free = TcpListener::bind((ip, port)).is_ok()
+            && TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
+            && UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
+            && UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port + 1)).is_ok()
+            && !Path::new(&format!("/tmp/{port}")).exists();
+        if free {
+            return port;
+        }
+    }
+}
+
+/// A private scratch directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU16 = AtomicU16::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "spread-rs-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running daemon process, killed on drop.
+pub struct RunningDaemon {
+    pub child: Child,
+    pub port: u16,
+    pub ip: Ipv4Addr,
+    pub name: String,
+    pub local_socket: PathBuf,
+    pub log: PathBuf,
+    pub dir: TempDir,
+}
+
+impl RunningDaemon {
+    /// `port@ip`, for clients.
+    pub fn address(&self) -> String {
+        format!("{}@{}", self.port, self.ip)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RunningDaemon {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.local_socket);
+    }
+}
+
+fn wait_for_port(ip: Ipv4Addr, port: u16, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect((ip, port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "daemon exited ({status}) before listening:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("daemon did not listen on {ip}:{port} within 10 s");
+}
+
+/// A one-daemon spread.conf.
+pub fn one_daemon_conf(name: &str, ip: Ipv4Addr, port: u16) -> String {
+    format!("Spread_Segment 127.0.0.255:{port} {{\n    {name} {ip}\n}}\n")
+}
+
+/// Starts our daemon with `conf_extra` appended to a one-daemon config.
+pub fn start_rust_daemon(conf_extra: &str) -> RunningDaemon {
+    let ip = Ipv4Addr::LOCALHOST;
+    let port = free_port(ip);
+    let dir = TempDir::new("rust");
+    let conf = dir.0.join("spread.conf");
+    std::fs::write(
+        &conf,
+        format!("{}{conf_extra}", one_daemon_conf("n1", ip, port)),
+    )
+    .unwrap();
+    let local_socket = dir.0.join("sock");
+    let log = dir.0.join("daemon.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spread"))
+        .arg("-c")
+        .arg(&conf)
+        .args(["-n", "n1", "--local-socket"])
+        .arg(&local_socket)
+        .env("SPREAD_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start the spread binary");
+    wait_for_port(ip, port, &mut child, &log);
+    RunningDaemon {
+        child,
+        port,
+        ip,
+        name: "n1".into(),
+        local_socket,
+        log,
+        dir,
+    }
+}
+
+/// Where an installed C Spread 3.17 is: `SPREAD_C_PREFIX`, else /usr/local, else /usr.
+pub fn c_spread_prefix() -> Option<PathBuf> {
+    let candidates = std::env::var_os("SPREAD_C_PREFIX")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(["/usr/local", "/usr"].map(PathBuf::from));
+    candidates
+        .into_iter()
+        .find(|p| p.join("sbin/spread").exists() && p.join("bin/spuser").exists())
+}
+
+/// The C daemon if installed, else prints a SKIPPED line naming the test and returns None.
+pub fn c_spread_or_skip(test: &str) -> Option<PathBuf> {
+    let found = c_spread_prefix();
+    if found.is_none() {
+        println!("SKIPPED: {test}: no C Spread 3.17 installed (set SPREAD_C_PREFIX, or install it in /usr/local)");
+    }
+    found
+}
+
+/// Starts a C 3.17 daemon from `prefix`, unprivileged (as root it would chroot and switch
+/// user), on its own address so its UDP ports do not clash with other daemons.
+pub fn start_c_daemon(prefix: &Path) -> RunningDaemon {
+    let ip = Ipv4Addr::LOCALHOST;
+    let port = free_port(ip);
+    let dir = TempDir::new("c");
+    let conf = dir.0.join("spread.conf");
+    std::fs::write(&conf, one_daemon_conf("n1", ip, port)).unwrap();
+    make_world_readable(&dir.0);
+    let log = dir.0.join("daemon.log");
+    let spread = prefix.join("sbin/spread");
+    let mut cmd = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&spread);
+        c
+    } else {
+        Command::new(&spread)
+    };
+    let mut child = cmd
+        .args(["-n", "n1", "-c"])
+        .arg(&conf)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the C spread daemon");
+    wait_for_port(ip, port, &mut child, &log);
+    wait_until_operational(&format!("{port}@{ip}"));
+    RunningDaemon {
+        child,
+        port,
+        ip,
+        name: "n1".into(),
+        local_socket: PathBuf::from(format!("/tmp/{port}")),
+        log,
+        dir,
+    }
+}
+
+/// Joins a probe group until the membership comes back: a C daemon forms its (one-daemon)
+/// ring a few seconds after it starts listening, and orders nothing before that.
+pub fn wait_until_operational(address: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let options = spread::ConnectOptions::new(address).name("probe");
+    let mut probe = spread::Mailbox::connect(&options).expect("connect a readiness probe");
+    probe.join("readiness-probe").unwrap();
+    while Instant::now() < deadline {
+        if let Ok(Some(spread::Event::Membership(_))) =
+            probe.receive_timeout(Duration::from_millis(500))
+        {
+            let _ = probe.disconnect();
+            // Let the probe's departure be ordered before the test's own traffic.
+            std::thread::sleep(Duration::from_millis(100));
+            return;
+        }
+    }
+    panic!("daemon at {address} never delivered a membership");
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false)
+}
+
+fn make_world_readable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644));
+        }
+    }
+    let _ = std::fs::set_permissions(
+        std::env::temp_dir(),
+        std::fs::Permissions::from_mode(0o1777),
+    );
+}

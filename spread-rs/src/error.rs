@@ -1,0 +1,59 @@
+//! Errors, each mapping to the code 3.17's library would return.
+
+use spread_wire::consts::code;
+use spread_wire::handshake::Reject;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The daemon address cannot be used (3.17: ILLEGAL_SPREAD).
+    #[error("illegal daemon address '{0}'")]
+    IllegalSpread(String),
+    /// Nothing answered at the daemon address (COULD_NOT_CONNECT).
+    #[error("could not connect to {address}: {source}")]
+    CouldNotConnect {
+        address: String,
+        source: std::io::Error,
+    },
+    /// The daemon refused the session (one of the REJECT_* codes).
+    #[error("daemon refused the session: {0}")]
+    Rejected(Reject),
+    /// The connection ended (CONNECTION_CLOSED).
+    #[error("connection closed by the daemon")]
+    ConnectionClosed,
+    /// The private name is not one 3.17 allows (REJECT_ILLEGAL_NAME, decided locally).
+    #[error("illegal private name: {0}")]
+    IllegalName(String),
+    /// A group name 3.17's library refuses: 1 to 31 bytes in '$'..='~' (ILLEGAL_GROUP).
+    #[error("illegal group name {0:?}")]
+    IllegalGroup(String),
+    /// More than 100 destination groups, or none (ILLEGAL_MESSAGE).
+    #[error("illegal message: {0}")]
+    IllegalMessage(String),
+    /// Data plus 32 bytes per group over what a daemon accepts (MESSAGE_TOO_LONG).
+    #[error("message of {len} bytes (data + 32 per group) is over the limit of {max}")]
+    MessageTooLong { len: usize, max: usize },
+    /// The daemon sent bytes that are not Spread 3.17.
+    #[error("protocol error from the daemon: {0}")]
+    Protocol(String),
+    /// The operation did not complete in time.
+    #[error("timed out")]
+    Timeout,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The 3.17 return code a C program would see.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::IllegalSpread(_) => code::ILLEGAL_SPREAD,
+            Error::CouldNotConnect { .. } | Error::Timeout => code::COULD_NOT_CONNECT,
+            Error::Rejected(r) => r.code(),
+            Error::ConnectionClosed | Error::Io(_) | Error::Protocol(_) => code::CONNECTION_CLOSED,
+            Error::IllegalName(_) => code::REJECT_ILLEGAL_NAME,
+            Error::IllegalGroup(_) => code::ILLEGAL_GROUP,
+            Error::IllegalMessage(_) => code::ILLEGAL_MESSAGE,
+            Error::MessageTooLong { .. } => code::MESSAGE_TOO_LONG,
+        }
+    }
+}
