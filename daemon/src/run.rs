@@ -4,7 +4,7 @@ use crate::config::{self, Config};
 use crate::core::{Daemon, DaemonOptions, Identity};
 use crate::io::{bind_local_socket, EventLoop, Listeners};
 use spread_wire::membership::MembershipId;
-use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -170,11 +170,10 @@ fn tcp_listeners(
     let mut listeners = Vec::new();
     for iface in entry.listen_interfaces().iter().filter(|i| i.kinds.client) {
         let addr = SocketAddr::from((iface.address, port));
-        let reuse = match config.socket_port_reuse {
-            config::PortReuse::On => true,
-            config::PortReuse::Off => false,
-            config::PortReuse::Auto => iface.address != Ipv4Addr::UNSPECIFIED,
-        };
+        // 3.17's `auto` sets SO_REUSEADDR only on specific addresses, so a restarted 3.17
+        // daemon cannot bind while its old connections sit in TIME_WAIT. For a TCP listener
+        // the option never lets two daemons listen at once, so `auto` turns it on.
+        let reuse = !matches!(config.socket_port_reuse, config::PortReuse::Off);
         let listen = || -> std::io::Result<mio::net::TcpListener> {
             let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
             socket.set_reuse_address(reuse)?;

@@ -289,8 +289,9 @@ fn membership_off_sessions_get_data_but_no_views() {
             let mut quiet =
                 Mailbox::connect(&ConnectOptions::new(addr).name("nm").membership(false)).unwrap();
             let mut loud = connect(addr, "mb");
-            quiet.join("ga").unwrap();
             loud.join("ga").unwrap();
+            next_regular(&mut loud, "ga");
+            quiet.join("ga").unwrap();
             let (_, members, _) = next_regular(&mut loud, "ga");
             assert_eq!(members, vec!["#mb#n1", "#nm#n1"]);
             loud.multicast(Service::AGREED, &["ga"], 0, b"hi").unwrap();

@@ -31,8 +31,10 @@ pub struct DaemonOptions {
     pub max_sessions: usize,
     /// Connections still in their handshake at once; more are refused with REJECT_QUOTA.
     pub max_handshakes: usize,
-    /// Messages queued to a client that does not read before it is dropped (3.17: 1000).
-    pub max_queued_messages: usize,
+    /// Bytes queued to one client beyond which it is dropped at once. 3.17 drops a client
+    /// at 1000 queued messages; with backpressure (see `congestion_mark`) a client that
+    /// reads, however slowly, is never dropped, so only this memory guard remains.
+    pub max_queued_bytes: usize,
     /// How long a client may take to send its connect message (3.17: 1 s).
     pub connect_timeout: Duration,
     /// How long a client may take to send its auth choice.
@@ -59,7 +61,7 @@ impl DaemonOptions {
             auth: AuthPolicy::default(),
             max_sessions: limits::MAX_SESSIONS,
             max_handshakes: 1024,
-            max_queued_messages: limits::MAX_QUEUED_TO_CLIENT,
+            max_queued_bytes: 64 << 20,
             connect_timeout: Duration::from_secs(1),
             auth_timeout: Duration::from_secs(5),
             seed: 0x5eed,
@@ -79,7 +81,7 @@ pub enum CloseReason {
     HandshakeTimeout,
     /// The client broke a protocol rule; the text says which.
     Violation(String),
-    /// More than `max_queued_messages` were waiting for a client that does not read.
+    /// Messages piled up for a client that does not read.
     TooSlow { queued: usize },
     /// The client asked to disconnect.
     Disconnected,
@@ -777,7 +779,7 @@ impl Daemon {
     }
 
     fn queue(&mut self, conn: ConnId, message: Bytes) {
-        let limit = self.opts.max_queued_messages;
+        let limit = self.opts.max_queued_bytes;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -786,9 +788,8 @@ impl Daemon {
         }
         c.out.push(message);
         let queued = c.out.messages();
-        if queued > limit {
-            // 3.17 drops a client that lets more than 1000 messages pile up, so that one
-            // stuck reader cannot hold the daemon's memory hostage.
+        if c.out.bytes() > limit {
+            // One stuck reader must not hold the daemon's memory hostage.
             self.kill_session(conn, CloseReason::TooSlow { queued }, false);
             return;
         }
