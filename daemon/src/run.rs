@@ -208,7 +208,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
             .local_socket
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("/tmp/{port}")));
-        Some((bind_local_socket(&path)?, path))
+        Some(bind_local_socket(&path)?)
     };
     let now_secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -229,7 +229,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
         identity.ip,
         local
             .as_ref()
-            .map(|(_, p)| format!(" and {}", p.display()))
+            .map(|l| format!(" and {}", l.path.display()))
             .unwrap_or_default()
     );
     install_stop_handlers();

@@ -27,7 +27,25 @@ pub enum LocalSocketError {
     Io { path: PathBuf, source: io::Error },
 }
 
-pub fn bind_local_socket(path: &Path) -> Result<UnixListener, LocalSocketError> {
+/// A bound local socket and the identity of its file, to remove it only while it is ours.
+pub struct LocalSocket {
+    pub listener: UnixListener,
+    pub path: PathBuf,
+    inode: (u64, u64),
+}
+
+impl LocalSocket {
+    /// On shutdown: removes the socket file, unless another daemon has replaced it.
+    pub fn remove(&self) {
+        if let Ok(meta) = fs::symlink_metadata(&self.path) {
+            if (meta.dev(), meta.ino()) == self.inode {
+                let _ = fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+pub fn bind_local_socket(path: &Path) -> Result<LocalSocket, LocalSocketError> {
     let io_err = |source| LocalSocketError::Io {
         path: path.to_owned(),
         source,
@@ -61,14 +79,10 @@ pub fn bind_local_socket(path: &Path) -> Result<UnixListener, LocalSocketError> 
     // bind(2) never follows a link: if something appeared since the check, it fails.
     let listener = UnixListener::bind(path).map_err(io_err)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o666)).map_err(io_err)?;
-    Ok(listener)
-}
-
-/// On shutdown: removes the socket, unless another daemon has replaced it meanwhile.
-pub fn remove_if_ours(path: &Path) {
-    if let Ok(meta) = fs::symlink_metadata(path) {
-        if meta.file_type().is_socket() && meta.mode() & 0o777 == 0o666 {
-            let _ = fs::remove_file(path);
-        }
-    }
+    let meta = fs::symlink_metadata(path).map_err(io_err)?;
+    Ok(LocalSocket {
+        listener,
+        path: path.to_owned(),
+        inode: (meta.dev(), meta.ino()),
+    })
 }

@@ -7,15 +7,14 @@
 mod local_socket;
 mod stream;
 
-pub use local_socket::{bind_local_socket, LocalSocketError};
+pub use local_socket::{bind_local_socket, LocalSocket, LocalSocketError};
 
-use crate::core::{ConnId, CoreEvent, Daemon, Peer};
-use mio::net::{TcpListener, UnixListener};
+use crate::core::{CloseReason, ConnId, CoreEvent, Daemon, Peer};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use stream::Stream;
@@ -23,7 +22,7 @@ use stream::Stream;
 /// Listeners handed to the loop.
 pub struct Listeners {
     pub tcp: Vec<TcpListener>,
-    pub local: Option<(UnixListener, PathBuf)>,
+    pub local: Option<LocalSocket>,
 }
 
 struct Conn {
@@ -61,9 +60,12 @@ impl EventLoop {
         for (i, l) in listeners.tcp.iter_mut().enumerate() {
             poll.registry().register(l, Token(i), Interest::READABLE)?;
         }
-        if let Some((l, _)) = listeners.local.as_mut() {
-            poll.registry()
-                .register(l, Token(FIRST_CONN as usize - 1), Interest::READABLE)?;
+        if let Some(local) = listeners.local.as_mut() {
+            poll.registry().register(
+                &mut local.listener,
+                Token(FIRST_CONN as usize - 1),
+                Interest::READABLE,
+            )?;
         }
         Ok(EventLoop {
             poll,
@@ -115,8 +117,8 @@ impl EventLoop {
                 }
             }
         }
-        if let Some((_, path)) = &self.listeners.local {
-            local_socket::remove_if_ours(path);
+        if let Some(local) = &self.listeners.local {
+            local.remove();
         }
         Ok(())
     }
@@ -124,10 +126,13 @@ impl EventLoop {
     fn accept(&mut self, now: Instant, token: u64) {
         loop {
             let accepted = if token == FIRST_CONN - 1 {
-                let Some((l, _)) = self.listeners.local.as_ref() else {
+                let Some(local) = self.listeners.local.as_ref() else {
                     return;
                 };
-                l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Local))
+                local
+                    .listener
+                    .accept()
+                    .map(|(s, _)| (Stream::Unix(s), Peer::Local))
             } else {
                 self.listeners.tcp[token as usize]
                     .accept()
@@ -221,7 +226,12 @@ impl EventLoop {
                     flush,
                     reason,
                 } => {
-                    tracing::debug!(conn, %reason, "closing session");
+                    match reason {
+                        CloseReason::Violation(_) | CloseReason::TooSlow { .. } => {
+                            tracing::warn!(conn, "dropping session: {reason}")
+                        }
+                        _ => tracing::debug!(conn, "closing session: {reason}"),
+                    }
                     if flush {
                         if let Some(c) = self.conns.get_mut(&conn) {
                             c.closing = true;
