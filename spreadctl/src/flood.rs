@@ -104,7 +104,11 @@ fn join_and_wait(mbox: &mut Mailbox, group: &str) -> Result<(), Box<dyn std::err
     mbox.join(group)?;
     loop {
         match mbox.receive_timeout(Duration::from_secs(30))? {
-            Some(Event::Membership(m)) if m.group == group => return Ok(()),
+            Some(Event::Membership(m)) if m.group == group => {
+                // Benchmarks wait for this line before they start the sender.
+                eprintln!("joined {group}");
+                return Ok(());
+            }
             Some(_) => {}
             None => return Err(format!("no membership for {group} within 30 s").into()),
         }

@@ -887,3 +887,92 @@ fn validate(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spread_wire::frame::Frame;
+    use std::net::Ipv4Addr;
+
+    /// Connects `name` through the handshake; returns its private group.
+    fn connect(d: &mut Daemon, now: Instant, conn: ConnId, name: &str) {
+        d.handle_connect(now, conn, Peer::Local);
+        let mut hello = vec![3, 17, 3, 1, name.len() as u8];
+        hello.extend_from_slice(name.as_bytes());
+        d.handle_input(now, conn, &hello);
+        let mut choice = [0u8; 90];
+        choice[..4].copy_from_slice(b"NULL");
+        d.handle_input(now, conn, &choice);
+        drain(d, conn);
+    }
+
+    fn drain(d: &mut Daemon, conn: ConnId) -> Vec<u8> {
+        let q = d.output(conn).unwrap();
+        let mut out = Vec::new();
+        let mut slices = Vec::new();
+        q.slices(&mut slices, usize::MAX);
+        for s in &slices {
+            out.extend_from_slice(s);
+        }
+        let n = out.len();
+        q.consume(n);
+        out
+    }
+
+    /// A daemon on a big-endian host (ppc64, s390x) writes its own order; a little-endian
+    /// client's messages keep their hint, so receivers compute endian_mismatch as in 3.17.
+    #[test]
+    fn a_big_endian_daemon_serves_little_endian_clients() {
+        let identity = Identity {
+            name: "n1".into(),
+            ip: Ipv4Addr::LOCALHOST,
+        };
+        let mut opts = DaemonOptions::new(identity, MembershipId { proc_id: 0x7f00_0001, time: 1 });
+        opts.endian = Endian::Big;
+        let mut d = Daemon::new(opts);
+        let now = Instant::now();
+        connect(&mut d, now, 1, "le");
+        let le = spread_wire::Endian::Little;
+        let join = spread_wire::frame::encode_message(
+            &MessageHeader {
+                msg_type: service::JOIN,
+                private_group: GroupName::new("#le#n1"),
+                num_groups: 0,
+                hint: spread_wire::Hint::new(0, le),
+                data_len: 0,
+            },
+            &[GroupName::new("g")],
+            &[],
+            le,
+        );
+        d.handle_input(now, 1, &join);
+        let out = drain(&mut d, 1);
+        let frame = Frame::decode(&out).unwrap();
+        assert_eq!(frame.writer, Endian::Big, "the daemon writes its own order");
+        assert_eq!(&out[0..4], &[0x00, 0x00, 0x11, 0x00], "REG_MEMB|CAUSED_BY_JOIN, big-endian");
+        let body = spread_wire::membership::RegularBody::decode(frame.data, Endian::Big).unwrap();
+        assert_eq!(body.group_id.index, 1);
+        let data = spread_wire::frame::encode_message(
+            &MessageHeader {
+                msg_type: service::AGREED,
+                private_group: GroupName::new("#le#n1"),
+                num_groups: 0,
+                hint: spread_wire::Hint::new(0x1234, le),
+                data_len: 0,
+            },
+            &[GroupName::new("g")],
+            &[b"payload"],
+            le,
+        );
+        d.handle_input(now, 1, &data);
+        let out = drain(&mut d, 1);
+        let frame = Frame::decode(&out).unwrap();
+        assert_eq!(frame.writer, Endian::Big);
+        assert_eq!(frame.header.msg_type, service::AGREED);
+        assert_eq!(frame.header.data_len, 7);
+        // The hint is still the little-endian client's bytes.
+        assert_eq!(frame.header.hint.endian(), Endian::Little);
+        assert_eq!(frame.header.hint.mess_type(), 0x1234);
+        assert_eq!(frame.data, b"payload");
+    }
+}

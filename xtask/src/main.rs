@@ -1,0 +1,41 @@
+//! `cargo xtask <command>`: the project's automation, one module per command.
+//!
+//! * `ci` — what CI runs: formatting, lints, the whole test suite.
+//! * `bench` — throughput through our daemon and, when installed, the C one.
+
+mod bench;
+mod ci;
+mod cspread;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Formatting, clippy with warnings as errors, and every test.
+    Ci,
+    /// Throughput benchmarks; prints ours, C's (when installed) and the ratio.
+    Bench(bench::BenchArgs),
+}
+
+/// The workspace root, whatever directory cargo was started in.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(project_root());
+    match cli.command {
+        Command::Ci => ci::run(&sh),
+        Command::Bench(args) => bench::run(&sh, args),
+    }
+}
