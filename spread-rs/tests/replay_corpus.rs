@@ -10,7 +10,10 @@
 //! * `RECV` lines that are not deliveries (errors of the C receive call) are listed;
 //! * [`Finding`]s: h8's data message with REG_MEMB_MESS, h9's forged reject bounce;
 //! * decode errors (only h9, after the forged bounce desyncs the stream as it does in C);
-//! * the tail of d_sizes, whose `events.log` ends mid-scenario, is checked against a table.
+//! * the tail of d_sizes, whose `events.log` ends mid-scenario, is checked against a table;
+//! * group-id times: each `events.log` comes from an earlier run than the capture (compare
+//!   the daemon logs' "Membership id" with the capture's `t0_epoch`), so the ring time in
+//!   every group id differs; each scenario asserts its (log, capture) time pairs.
 //!
 //! Anything else that differs is a mismatch and fails the test.
 

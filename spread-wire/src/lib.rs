@@ -15,6 +15,8 @@
 //! * [`handshake`] — the connect handshake, byte by byte.
 //! * [`membership`] — group ids and the body of membership messages.
 //! * [`frame`] — cutting a TCP byte stream into whole client messages.
+//! * [`ring`] — daemon-to-daemon UDP: packets, tokens, membership and FORM bodies, the
+//!   GROUPS exchange and monitor traffic.
 
 pub mod codec;
 pub mod consts;
@@ -23,6 +25,7 @@ pub mod handshake;
 pub mod header;
 pub mod membership;
 pub mod names;
+pub mod ring;
 
 pub use codec::Endian;
 pub use header::{Hint, MessageHeader, HEADER_LEN};

@@ -63,7 +63,11 @@ struct Tools {
 
 pub fn run(sh: &Shell, args: BenchArgs) -> anyhow::Result<()> {
     println!("building release binaries...");
-    cmd!(sh, "cargo build --release --quiet -p spread-daemon -p spreadctl").run()?;
+    cmd!(
+        sh,
+        "cargo build --release --quiet -p spread-daemon -p spreadctl"
+    )
+    .run()?;
     let target = crate::project_root().join("target/release");
     let tools = Tools {
         spread: target.join("spread"),
@@ -72,7 +76,9 @@ pub fn run(sh: &Shell, args: BenchArgs) -> anyhow::Result<()> {
     };
     match &tools.c {
         Some(c) => println!("C Spread found: {}", c.daemon.display()),
-        None => println!("no C Spread installed: measuring our daemon only (set --c-prefix to compare)"),
+        None => {
+            println!("no C Spread installed: measuring our daemon only (set --c-prefix to compare)")
+        }
     }
     let sizes = [100usize, 1000, 10_000];
     let mut cells = Vec::new();
@@ -130,10 +136,18 @@ fn message_count(bytes: usize, quick: bool) -> u64 {
     }
 }
 
-fn rate(cells: &[Cell], daemon: DaemonKind, client: ClientKind, service: &str, bytes: usize) -> Option<f64> {
+fn rate(
+    cells: &[Cell],
+    daemon: DaemonKind,
+    client: ClientKind,
+    service: &str,
+    bytes: usize,
+) -> Option<f64> {
     cells
         .iter()
-        .find(|c| c.daemon == daemon && c.client == client && c.service == service && c.bytes == bytes)
+        .find(|c| {
+            c.daemon == daemon && c.client == client && c.service == service && c.bytes == bytes
+        })
         .map(|c| c.msgs_per_sec)
 }
 
@@ -149,14 +163,28 @@ fn print_table(cells: &[Cell], with_c: bool) {
     }
     for service in ["reliable", "agreed"] {
         for bytes in [100usize, 1000, 10_000] {
-            let ours = rate(cells, DaemonKind::Rust, ClientKind::Spreadctl, service, bytes).unwrap_or(0.0);
+            let ours = rate(
+                cells,
+                DaemonKind::Rust,
+                ClientKind::Spreadctl,
+                service,
+                bytes,
+            )
+            .unwrap_or(0.0);
             if !with_c {
                 println!("| {service} | {bytes} B | {ours:.0} |");
                 continue;
             }
-            let c = rate(cells, DaemonKind::C, ClientKind::Spreadctl, service, bytes).unwrap_or(f64::NAN);
+            let c = rate(cells, DaemonKind::C, ClientKind::Spreadctl, service, bytes)
+                .unwrap_or(f64::NAN);
             let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
-            let ours_fl = rate(cells, DaemonKind::Rust, ClientKind::Spflooder, service, bytes);
+            let ours_fl = rate(
+                cells,
+                DaemonKind::Rust,
+                ClientKind::Spflooder,
+                service,
+                bytes,
+            );
             let c_fl = rate(cells, DaemonKind::C, ClientKind::Spflooder, service, bytes);
             let ratio_fl = match (ours_fl, c_fl) {
                 (Some(a), Some(b)) => format!("{:.1}x", a / b),
@@ -197,7 +225,8 @@ impl Drop for TempDir {
 /// sets no SO_REUSEADDR, so it cannot bind a port a previous daemon left in TIME_WAIT.
 fn free_port() -> u16 {
     static USED: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let start = (std::process::id() % 2000) as u16 * 2 + USED.fetch_add(10, std::sync::atomic::Ordering::Relaxed);
+    let start = (std::process::id() % 2000) as u16 * 2
+        + USED.fetch_add(10, std::sync::atomic::Ordering::Relaxed);
     (0..4000u16)
         .map(|i| 21_000 + (start + i * 2) % 10_000)
         .find(|&p| {
@@ -211,10 +240,14 @@ fn free_port() -> u16 {
 
 fn start_daemon(tools: &Tools, kind: DaemonKind) -> anyhow::Result<RunningDaemon> {
     let port = free_port();
-    let dir = TempDir(std::env::temp_dir().join(format!("spread-bench-{}-{port}", std::process::id())));
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("spread-bench-{}-{port}", std::process::id())));
     std::fs::create_dir_all(&dir.0)?;
     let conf = dir.0.join("spread.conf");
-    std::fs::write(&conf, format!("Spread_Segment 127.0.0.255:{port} {{\n    bench 127.0.0.1\n}}\n"))?;
+    std::fs::write(
+        &conf,
+        format!("Spread_Segment 127.0.0.255:{port} {{\n    bench 127.0.0.1\n}}\n"),
+    )?;
     make_readable(&dir.0);
     let mut command = match kind {
         DaemonKind::Rust => {
@@ -232,7 +265,11 @@ fn start_daemon(tools: &Tools, kind: DaemonKind) -> anyhow::Result<RunningDaemon
         .spawn()
         .with_context(|| format!("starting the {kind:?} daemon"))?;
     let address = format!("{port}@127.0.0.1");
-    let mut running = RunningDaemon { child, address, _dir: dir };
+    let mut running = RunningDaemon {
+        child,
+        address,
+        _dir: dir,
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline || running.child.try_wait()?.is_some() {
@@ -241,7 +278,8 @@ fn start_daemon(tools: &Tools, kind: DaemonKind) -> anyhow::Result<RunningDaemon
         std::thread::sleep(Duration::from_millis(20));
     }
     // A C daemon orders nothing until its ring has formed: wait until a flood gets through.
-    flood(tools, &running, ClientKind::Spreadctl, "agreed", 10, 1, 99).context("the daemon never became operational")?;
+    flood(tools, &running, ClientKind::Spreadctl, "agreed", 10, 1, 99)
+        .context("the daemon never became operational")?;
     let _ = &mut running;
     Ok(running)
 }
@@ -272,7 +310,22 @@ fn flood(
         ClientKind::Spreadctl => {
             let base = |user: &str, mode: &str| {
                 let mut c = Command::new(&tools.spreadctl);
-                c.args(["flood", "-s", &daemon.address, "-u", user, mode, "-m", &m, "-b", &b, "--service", service, "-g", &group]);
+                c.args([
+                    "flood",
+                    "-s",
+                    &daemon.address,
+                    "-u",
+                    user,
+                    mode,
+                    "-m",
+                    &m,
+                    "-b",
+                    &b,
+                    "--service",
+                    service,
+                    "-g",
+                    &group,
+                ]);
                 c
             };
             (base("rd", "--ro"), base("wr", "--wo"))
@@ -287,14 +340,20 @@ fn flood(
             (base("rd", "-ro"), base("wr", "-wo"))
         }
     };
-    let mut reader = reader.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let mut reader = reader
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
     // spreadctl says when it has its membership; spflooder does not, so give it a moment.
     match client {
         ClientKind::Spreadctl => wait_for_line(&mut reader, "joined")?,
         ClientKind::Spflooder => std::thread::sleep(Duration::from_millis(500)),
     }
     let start = Instant::now();
-    let status = writer.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+    let status = writer
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
     if !status.success() {
         bail!("the sender failed ({status})");
     }

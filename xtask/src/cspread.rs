@@ -26,7 +26,9 @@ pub struct CSpread {
 
 impl CSpread {
     fn at(prefix: &Path) -> Option<CSpread> {
-        let daemon = [prefix.join("sbin/spread"), prefix.join("bin/spread")].into_iter().find(|p| p.exists())?;
+        let daemon = [prefix.join("sbin/spread"), prefix.join("bin/spread")]
+            .into_iter()
+            .find(|p| p.exists())?;
         let spflooder = prefix.join("bin/spflooder");
         spflooder.exists().then_some(CSpread { daemon, spflooder })
     }
@@ -36,7 +38,8 @@ impl CSpread {
 pub fn unprivileged(program: &Path) -> std::process::Command {
     if current_uid() == 0 {
         let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"]).arg(program);
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(program);
         c
     } else {
         std::process::Command::new(program)
@@ -44,5 +47,7 @@ pub fn unprivileged(program: &Path) -> std::process::Command {
 }
 
 fn current_uid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(1)
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(1)
 }

@@ -7,6 +7,7 @@
 use super::groups::{GroupInfo, Groups, Notice};
 use super::handshake::AuthPolicy;
 use super::outq::OutQueue;
+use super::ring::{self, Port, ProcId, Queue, Ring, RingEvent, RingOptions, Transmit};
 use super::{ConnId, Identity, Peer};
 use bytes::{Bytes, BytesMut};
 use spread_wire::consts::limits::{MAX_DATA_PLUS_GROUPS, MAX_GROUPS_PER_MESSAGE, MAX_GROUP_NAME};
@@ -47,6 +48,9 @@ pub struct DaemonOptions {
     /// How long a receiver may stay congested without draining before it is dropped as too
     /// slow (a client that never reads must not stall everyone).
     pub slow_client_grace: Duration,
+    /// The ring this daemon runs with other daemons; `None` when it is configured alone,
+    /// and then it orders messages itself, at once.
+    pub ring: Option<RingOptions>,
     /// Names to hand out, in order, before generated ones: lets a replay of a captured C
     /// session give clients the names the C daemon picked (its choice is random).
     pub assigned_names: VecDeque<Vec<u8>>,
@@ -66,6 +70,7 @@ impl DaemonOptions {
             auth_timeout: Duration::from_secs(5),
             seed: 0x5eed,
             assigned_names: VecDeque::new(),
+            ring: None,
             congestion_mark: 500,
             slow_client_grace: Duration::from_secs(2),
         }
@@ -156,13 +161,17 @@ enum Ordered {
     Join {
         member: GroupName,
         group: GroupName,
+        message: Bytes,
     },
     Leave {
         member: GroupName,
         group: GroupName,
+        message: Bytes,
     },
+    /// A session ended; `message` is the client's own disconnect request, if it sent one.
     Kill {
         member: GroupName,
+        message: Option<Bytes>,
     },
     Data {
         message: Bytes,
@@ -202,19 +211,28 @@ pub struct Daemon {
     congested: HashMap<ConnId, Instant>,
     /// The time of the call being handled.
     now: Instant,
+    /// The ring with the other daemons, if configured with any.
+    ring: Option<Ring>,
 }
 
 impl Daemon {
     pub fn new(opts: DaemonOptions) -> Daemon {
+        Daemon::new_at(opts, Instant::now())
+    }
+
+    pub fn new_at(opts: DaemonOptions, now: Instant) -> Daemon {
         let endian = opts.endian;
         let rng = opts.seed | 1;
+        let me = u32::from(opts.identity.ip);
+        let groups = Groups::new(endian, me, &opts.identity.name, opts.memb_id);
+        let ring = opts.ring.clone().map(|r| Ring::new(r, now));
         Daemon {
             opts,
             conns: HashMap::new(),
             names: BTreeMap::new(),
             handshakes: 0,
             deadlines: BTreeSet::new(),
-            groups: Groups::new(endian),
+            groups,
             events: VecDeque::new(),
             writable: Vec::new(),
             rng,
@@ -224,7 +242,8 @@ impl Daemon {
             pending: VecDeque::new(),
             delivering: false,
             congested: HashMap::new(),
-            now: Instant::now(),
+            now,
+            ring,
         }
     }
 
@@ -324,6 +343,10 @@ impl Daemon {
     /// Time passed: handshakes past their deadline end.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        if let Some(ring) = self.ring.as_mut() {
+            ring.handle_timeout(now);
+            self.drain_ring();
+        }
         let grace = self.opts.slow_client_grace;
         let stuck: Vec<ConnId> = self
             .congested
@@ -404,7 +427,8 @@ impl Daemon {
         let handshake = self.deadlines.first().map(|(t, _)| *t);
         let grace = self.opts.slow_client_grace;
         let slow = self.congested.values().map(|since| *since + grace).min();
-        handshake.into_iter().chain(slow).min()
+        let ring = self.ring.as_ref().and_then(Ring::poll_timeout);
+        handshake.into_iter().chain(slow).chain(ring).min()
     }
 
     /// Whether some receiver is congested: the event loop then stops reading clients (as
@@ -640,15 +664,18 @@ impl Daemon {
             self.order(Ordered::Join {
                 member: sender,
                 group,
+                message,
             });
         } else if t & service::LEAVE != 0 {
+            let group = first_group();
             self.order(Ordered::Leave {
                 member: sender,
-                group: first_group(),
+                group,
+                message,
             });
         } else if t & service::KILL != 0 {
             // 3.17 drops what was still queued for a client that says goodbye.
-            self.kill_session(conn, CloseReason::Disconnected, false);
+            self.kill_session_with(conn, CloseReason::Disconnected, false, Some(message));
         } else {
             self.order(Ordered::Data { message, header });
         }
@@ -679,6 +706,16 @@ impl Daemon {
     /// Ends an open session: its kill enters the order (so its groups learn of it), and the
     /// event loop closes the socket.
     fn kill_session(&mut self, conn: ConnId, reason: CloseReason, flush: bool) {
+        self.kill_session_with(conn, reason, flush, None)
+    }
+
+    fn kill_session_with(
+        &mut self,
+        conn: ConnId,
+        reason: CloseReason,
+        flush: bool,
+        request: Option<Bytes>,
+    ) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -689,9 +726,11 @@ impl Daemon {
             c.out.clear();
         }
         self.close(conn, flush, reason);
-        self.names.remove(&session.name);
+        // The name stays taken until the kill is ordered: until then the session is still
+        // a member of its groups everywhere.
         self.order(Ordered::Kill {
             member: session.private_group,
+            message: request,
         });
     }
 
@@ -699,6 +738,9 @@ impl Daemon {
 
     /// Where messages enter the total order. One daemon alone delivers at once.
     fn order(&mut self, message: Ordered) {
+        if self.ring.is_some() {
+            return self.submit_to_ring(message);
+        }
         self.pending.push_back(message);
         if self.delivering {
             return;
@@ -711,27 +753,21 @@ impl Daemon {
     }
 
     fn deliver(&mut self, message: Ordered) {
-        let memb_id = self.opts.memb_id;
         let mut notices = std::mem::take(&mut self.notices);
         match message {
-            Ordered::Join { member, group } => {
+            Ordered::Join { member, group, .. } => {
                 let local = self.local_conn(&member);
-                self.groups
-                    .join(group, member, local, memb_id, &mut notices);
+                let daemon = self.daemon_of(&member);
+                self.groups.join(group, member, daemon, local, &mut notices);
             }
-            Ordered::Leave { member, group } => self.groups.leave(group, member, &mut notices),
-            Ordered::Kill { member } => self.groups.kill(member, &mut notices),
+            Ordered::Leave { member, group, .. } => self.groups.leave(group, member, &mut notices),
+            Ordered::Kill { member, .. } => {
+                self.groups.kill(member, &mut notices);
+                self.release_if_local(&member);
+            }
             Ordered::Data { message, header } => self.deliver_data(message, &header),
         }
-        for notice in notices.drain(..) {
-            let wants = matches!(
-                self.conns.get(&notice.to).map(|c| &c.state),
-                Some(State::Open(s)) if s.wants_membership
-            );
-            if wants {
-                self.queue(notice.to, notice.message);
-            }
-        }
+        self.send_notices(&mut notices);
         self.notices = notices;
     }
 
@@ -826,6 +862,232 @@ impl Daemon {
                 self.release_name(conn);
             }
         }
+    }
+}
+
+/// The ring side of the daemon: ordering through the token ring, deliveries and
+/// configuration changes coming back.
+impl Daemon {
+    /// A datagram arrived on our data or token port.
+    pub fn handle_datagram(&mut self, now: Instant, port: Port, datagram: &[u8]) {
+        self.now = now;
+        if let Some(ring) = self.ring.as_mut() {
+            ring.handle_datagram(now, port, datagram);
+            self.drain_ring();
+        }
+    }
+
+    /// A datagram the ring wants sent.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ring.as_mut()?.poll_transmit()
+    }
+
+    pub fn ring(&self) -> Option<&Ring> {
+        self.ring.as_ref()
+    }
+
+    /// The daemon a member belongs to, by the daemon name in `#name#daemon`.
+    fn daemon_of(&self, member: &GroupName) -> ProcId {
+        let me = u32::from(self.opts.identity.ip);
+        let Some(parsed) = parse_private_group(member) else {
+            return me;
+        };
+        match &self.ring {
+            Some(ring) => ring.conf().by_name(parsed.daemon_name).unwrap_or(me),
+            None => me,
+        }
+    }
+
+    /// A kill of one of our sessions was ordered: its name is free again.
+    fn release_if_local(&mut self, member: &GroupName) {
+        if let Some(parsed) = parse_private_group(member) {
+            if parsed.daemon_name == self.opts.identity.name.as_bytes() {
+                let name = parsed.private_name.to_vec();
+                if let Some(conn) = self.names.get(&name) {
+                    if !self.conns.contains_key(conn)
+                        || matches!(self.conns[conn].state, State::Closed)
+                    {
+                        self.names.remove(&name);
+                    }
+                }
+            }
+        }
+    }
+
+    fn submit_to_ring(&mut self, message: Ordered) {
+        let endian = self.opts.endian;
+        let (kind, bytes) = match message {
+            Ordered::Join { message, .. } | Ordered::Leave { message, .. } => {
+                (ring::kind::AGREED, message)
+            }
+            Ordered::Kill {
+                message: Some(message),
+                ..
+            } => (ring::kind::AGREED, message),
+            Ordered::Kill {
+                member,
+                message: None,
+            } => {
+                // The daemon's own notice that a session ended travels SAFE, as in 3.17.
+                let header = MessageHeader {
+                    msg_type: service::KILL | service::SAFE,
+                    private_group: member,
+                    num_groups: 0,
+                    hint: spread_wire::Hint::daemon(endian),
+                    data_len: 0,
+                };
+                (
+                    ring::kind::SAFE,
+                    Bytes::copy_from_slice(&header.encode(endian)),
+                )
+            }
+            Ordered::Data { message, header } => (packet_kind(header.msg_type), message),
+        };
+        let now = self.now;
+        if let Some(ring) = self.ring.as_mut() {
+            ring.submit(now, Queue::Normal, kind, bytes);
+        }
+        self.drain_ring();
+    }
+
+    /// Hands the ring's deliveries and configuration changes to the groups layer.
+    fn drain_ring(&mut self) {
+        loop {
+            let Some(event) = self.ring.as_mut().and_then(Ring::poll_event) else {
+                return;
+            };
+            let mut notices = std::mem::take(&mut self.notices);
+            match event {
+                RingEvent::Deliver(message) => self.deliver_from_ring(message),
+                RingEvent::Transitional { members, id } => {
+                    self.groups.transitional(&members, id, &mut notices);
+                }
+                RingEvent::Regular { members, id } => {
+                    let outcome = self.groups.regular(&members, id, &mut notices);
+                    if !outcome.groups_messages.is_empty() {
+                        let now = self.now;
+                        let ring = self.ring.as_mut().expect("ring events come from a ring");
+                        ring.set_active_queue(Queue::Groups);
+                        for m in outcome.groups_messages {
+                            let kind = packet_kind(
+                                MessageHeader::decode(m[..HEADER_LEN].try_into().expect("48"))
+                                    .0
+                                    .msg_type,
+                            );
+                            ring.submit(now, Queue::Groups, kind, m);
+                        }
+                    }
+                }
+            }
+            self.send_notices(&mut notices);
+            self.notices = notices;
+        }
+    }
+
+    fn send_notices(&mut self, notices: &mut Vec<Notice>) {
+        for notice in notices.drain(..) {
+            let wants = matches!(
+                self.conns.get(&notice.to).map(|c| &c.state),
+                Some(State::Open(s)) if s.wants_membership
+            );
+            if wants {
+                self.queue(notice.to, notice.message);
+            }
+        }
+    }
+
+    /// A message in the total order, from any daemon of the ring.
+    fn deliver_from_ring(&mut self, message: Bytes) {
+        if message.len() < HEADER_LEN {
+            return;
+        }
+        let (mut header, writer) =
+            MessageHeader::decode(message[..HEADER_LEN].try_into().expect("48"));
+        let Some(body_len) = header.body_len() else {
+            return;
+        };
+        if HEADER_LEN + body_len > message.len() {
+            tracing::warn!("a delivered message is shorter than its header says; dropped");
+            return;
+        }
+        // Headers travel in their originating daemon's order; clients get ours.
+        let message = if writer == self.opts.endian {
+            message
+        } else {
+            let mut fixed = message.to_vec();
+            header.private_group = GroupName::from_field(&message[4..36]);
+            let out: &mut [u8; HEADER_LEN] = (&mut fixed[..HEADER_LEN]).try_into().expect("48");
+            header.write_into(out, self.opts.endian);
+            Bytes::from(fixed)
+        };
+        let t = header.msg_type;
+        let first_group =
+            || GroupName::from_field(&message[HEADER_LEN..HEADER_LEN + MAX_GROUP_NAME]);
+        let member = header.private_group;
+        let mut notices = std::mem::take(&mut self.notices);
+        if t & service::JOIN != 0 && header.num_groups >= 1 {
+            let local = self.local_conn(&member);
+            let daemon = self.daemon_of(&member);
+            self.groups
+                .join(first_group(), member, daemon, local, &mut notices);
+        } else if t & service::LEAVE != 0 && header.num_groups >= 1 {
+            self.groups.leave(first_group(), member, &mut notices);
+        } else if t & service::KILL != 0 {
+            self.groups.kill(member, &mut notices);
+            self.release_if_local(&member);
+        } else if t & service::GROUPS != 0 {
+            let sender = self
+                .ring
+                .as_ref()
+                .and_then(|r| r.conf().by_name(member.as_bytes()));
+            if let Some(sender) = sender {
+                let names = &self.names;
+                let conns = &self.conns;
+                let me = self.opts.identity.name.as_bytes().to_vec();
+                let lookup = |m: &GroupName| -> Option<ConnId> {
+                    let p = parse_private_group(m)?;
+                    if p.daemon_name != me.as_slice() {
+                        return None;
+                    }
+                    names
+                        .get(p.private_name)
+                        .copied()
+                        .filter(|c| conns.contains_key(c))
+                };
+                let done = self.groups.handle_groups_message(
+                    sender,
+                    message,
+                    &header,
+                    writer,
+                    &mut notices,
+                    &lookup,
+                );
+                if done {
+                    if let Some(ring) = self.ring.as_mut() {
+                        ring.set_active_queue(Queue::Normal);
+                    }
+                }
+            }
+        } else if t & service::REGULAR != 0 {
+            self.deliver_data(message, &header);
+        }
+        self.send_notices(&mut notices);
+        self.notices = notices;
+    }
+}
+
+/// The packet type a message travels as (3.17's `Message_get_packet_type`).
+fn packet_kind(msg_type: u32) -> u32 {
+    if msg_type & (service::UNRELIABLE | service::RELIABLE) != 0 {
+        ring::kind::RELIABLE
+    } else if msg_type & service::FIFO != 0 {
+        ring::kind::FIFO
+    } else if msg_type & (service::CAUSAL | service::AGREED) != 0 {
+        ring::kind::AGREED
+    } else if msg_type & service::SAFE != 0 {
+        ring::kind::SAFE
+    } else {
+        ring::kind::AGREED
     }
 }
 
@@ -927,7 +1189,13 @@ mod tests {
             name: "n1".into(),
             ip: Ipv4Addr::LOCALHOST,
         };
-        let mut opts = DaemonOptions::new(identity, MembershipId { proc_id: 0x7f00_0001, time: 1 });
+        let mut opts = DaemonOptions::new(
+            identity,
+            MembershipId {
+                proc_id: 0x7f00_0001,
+                time: 1,
+            },
+        );
         opts.endian = Endian::Big;
         let mut d = Daemon::new(opts);
         let now = Instant::now();
@@ -949,7 +1217,11 @@ mod tests {
         let out = drain(&mut d, 1);
         let frame = Frame::decode(&out).unwrap();
         assert_eq!(frame.writer, Endian::Big, "the daemon writes its own order");
-        assert_eq!(&out[0..4], &[0x00, 0x00, 0x11, 0x00], "REG_MEMB|CAUSED_BY_JOIN, big-endian");
+        assert_eq!(
+            &out[0..4],
+            &[0x00, 0x00, 0x11, 0x00],
+            "REG_MEMB|CAUSED_BY_JOIN, big-endian"
+        );
         let body = spread_wire::membership::RegularBody::decode(frame.data, Endian::Big).unwrap();
         assert_eq!(body.group_id.index, 1);
         let data = spread_wire::frame::encode_message(

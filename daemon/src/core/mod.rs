@@ -12,6 +12,7 @@ mod daemon;
 mod groups;
 mod handshake;
 mod outq;
+pub mod ring;
 
 pub use daemon::{CloseReason, CoreEvent, Daemon, DaemonOptions};
 pub use groups::GroupInfo;

@@ -1,0 +1,262 @@
+//! Between the ring's logical messages and their bytes (`spread_wire::ring`).
+
+use super::msgs::{kind, Members, Packet, Rep, Reps, RingInfo, Rtr, Token, TokenBody};
+use bytes::Bytes;
+use spread_wire::ring::form::{Form1Body, Form2Body, MembersTable, RepsTable, RingRecord};
+use spread_wire::ring::memb::{AliveBody, JoinBody, MemberList, RepInfo, RepList};
+use spread_wire::ring::packet::{encode_datagram, split_datagram, PacketHeader};
+use spread_wire::ring::token::{
+    decode_rtr_list, encode_rtr_list, encode_token as wire_token, split_token, RingRtr, TokenHeader,
+};
+use spread_wire::ring::WireError;
+use spread_wire::Endian;
+
+/// The packets of a data-port datagram and the byte order of its sender.
+pub fn decode_packets(datagram: &[u8]) -> Result<(Endian, Vec<Packet>), WireError> {
+    let whole = Bytes::copy_from_slice(datagram);
+    let (endian, parts) = split_datagram(datagram)?;
+    let base = datagram.as_ptr() as usize;
+    let packets = parts
+        .into_iter()
+        .map(|(h, body)| {
+            let at = body.as_ptr() as usize - base;
+            Packet {
+                kind: h.type_bits(),
+                transmitter: h.transmitter_id,
+                proc_id: h.proc_id,
+                memb_id: h.memb_id,
+                seq: h.seq,
+                fifo_seq: h.fifo_seq,
+                index: h.packet_index,
+                body: whole.slice(at..at + body.len()),
+            }
+        })
+        .collect();
+    Ok((endian, packets))
+}
+
+/// One datagram holding `packets`, the first stamped with our marker.
+pub fn encode_packets(packets: &[Packet], endian: Endian) -> Vec<u8> {
+    let parts: Vec<(PacketHeader, &[u8])> = packets
+        .iter()
+        .map(|p| {
+            (
+                PacketHeader {
+                    type_word: p.kind,
+                    transmitter_id: p.transmitter,
+                    proc_id: p.proc_id,
+                    memb_id: p.memb_id,
+                    seq: p.seq,
+                    fifo_seq: p.fifo_seq,
+                    packet_index: p.index,
+                    data_len: 0,
+                },
+                &p.body[..],
+            )
+        })
+        .collect();
+    encode_datagram(endian, &parts).expect("the ring never builds a datagram over 1472 bytes")
+}
+
+/// Rewrites a routed datagram for re-broadcast in my segment: ROUTED cleared and me as its
+/// transmitter, in the datagram's own byte order.
+pub fn reroute(datagram: &mut [u8], me: u32) {
+    let raw: [u8; 4] = datagram[0..4].try_into().expect("a datagram has a header");
+    let endian = Endian::of_type_word(raw);
+    let word = endian.read_u32(raw) & !kind::ROUTED;
+    datagram[0..4].copy_from_slice(&endian.u32_bytes(word));
+    datagram[4..8].copy_from_slice(&endian.u32_bytes(me));
+}
+
+pub fn decode_token(datagram: &[u8]) -> Result<Token, WireError> {
+    let (h, endian, body) = split_token(datagram)?;
+    let body = if h.is_form1() {
+        let f = Form1Body::decode(body, endian)?;
+        TokenBody::Form1 {
+            members: members_from(&f.members),
+            reps: Reps {
+                rep_index: f.reps.rep_index.max(0) as usize,
+                reps: f.reps.reps().iter().map(rep_from).collect(),
+            },
+            rings: f.rings.iter().map(ring_from).collect(),
+        }
+    } else if h.is_form2() {
+        let f = Form2Body::decode(body, endian)?;
+        TokenBody::Form2 {
+            members: members_from(&f.members),
+            memb_id: f.ring_id,
+            rings: f.rings.iter().map(ring_from).collect(),
+        }
+    } else {
+        TokenBody::Regular(
+            decode_rtr_list(body, endian)?
+                .into_iter()
+                .map(|r| Rtr {
+                    memb_id: r.memb_id,
+                    proc_id: r.proc_id,
+                    seg_index: r.seg_index,
+                    seqs: r.seqs,
+                })
+                .collect(),
+        )
+    };
+    Ok(Token {
+        kind: h.type_bits(),
+        transmitter: h.transmitter_id,
+        seq: h.seq,
+        proc_id: h.proc_id,
+        aru: h.aru,
+        aru_last_id: h.aru_last_id,
+        flow_control: h.flow_control,
+        body,
+    })
+}
+
+pub fn encode_token(token: &Token, endian: Endian) -> Vec<u8> {
+    let header = TokenHeader {
+        type_word: token.kind,
+        transmitter_id: token.transmitter,
+        seq: token.seq,
+        proc_id: token.proc_id,
+        aru: token.aru,
+        aru_last_id: token.aru_last_id,
+        flow_control: token.flow_control,
+        rtr_len: 0,
+    };
+    let body = match &token.body {
+        TokenBody::Regular(records) => {
+            let list: Vec<RingRtr> = records
+                .iter()
+                .map(|r| RingRtr {
+                    memb_id: r.memb_id,
+                    proc_id: r.proc_id,
+                    seg_index: r.seg_index,
+                    seqs: r.seqs.clone(),
+                })
+                .collect();
+            encode_rtr_list(&list, endian)
+        }
+        TokenBody::Form1 {
+            members,
+            reps,
+            rings,
+        } => Form1Body {
+            members: members_to(members),
+            reps: RepsTable::from_reps(
+                &reps.reps.iter().map(rep_to).collect::<Vec<_>>(),
+                reps.rep_index as i16,
+            )
+            .expect("at most 25 reps"),
+            rings: rings.iter().map(ring_to).collect(),
+        }
+        .encode(endian),
+        TokenBody::Form2 {
+            members,
+            memb_id,
+            rings,
+        } => Form2Body {
+            members: members_to(members),
+            ring_id: *memb_id,
+            rings: rings.iter().map(ring_to).collect(),
+        }
+        .encode(endian),
+    }
+    .expect("the ring keeps its tokens within 3.17's limits");
+    wire_token(&header, endian, &body).expect("token within limits")
+}
+
+/// An ALIVE body: the listed members.
+pub fn encode_alive_body(members: &Members, endian: Endian) -> Bytes {
+    let body = AliveBody {
+        members: member_list(members),
+    };
+    Bytes::from(body.encode(endian).expect("at most 128 members"))
+}
+
+/// A JOIN body: the listed members, then the reps.
+pub fn encode_join_body(members: &Members, reps: &Reps, endian: Endian) -> Bytes {
+    let body = JoinBody {
+        members: member_list(members),
+        reps: RepList {
+            rep_index: reps.rep_index as i16,
+            reps: reps.reps.iter().map(rep_to).collect(),
+        },
+    };
+    Bytes::from(body.encode(endian).expect("within 3.17's limits"))
+}
+
+pub fn decode_join_body(body: &[u8], endian: Endian) -> Result<(Members, Reps), WireError> {
+    let join = JoinBody::decode(body, endian)?;
+    Ok((
+        Members {
+            num_members: join.members.members.len(),
+            num_pending: 0,
+            ids: join.members.members,
+        },
+        Reps {
+            rep_index: join.reps.rep_index.max(0) as usize,
+            reps: join.reps.reps.iter().map(rep_from).collect(),
+        },
+    ))
+}
+
+fn member_list(members: &Members) -> MemberList {
+    MemberList {
+        num_pending: members.num_pending as i16,
+        members: members.listed().to_vec(),
+    }
+}
+
+fn members_from(t: &MembersTable) -> Members {
+    let listed = t.listed();
+    Members {
+        num_members: (t.num_members.max(0) as usize).min(listed.len()),
+        num_pending: listed.len() - (t.num_members.max(0) as usize).min(listed.len()),
+        ids: listed.to_vec(),
+    }
+}
+
+fn members_to(m: &Members) -> MembersTable {
+    let total = (m.num_members + m.num_pending).min(m.ids.len());
+    MembersTable::from_ids(&m.ids[..total], m.num_members.min(total)).expect("at most 128 members")
+}
+
+fn rep_from(r: &RepInfo) -> Rep {
+    Rep {
+        proc_id: r.proc_id,
+        rep_type: r.rep_type,
+        seg_index: r.seg_index,
+    }
+}
+
+fn rep_to(r: &Rep) -> RepInfo {
+    RepInfo {
+        proc_id: r.proc_id,
+        rep_type: r.rep_type,
+        seg_index: r.seg_index,
+    }
+}
+
+fn ring_from(r: &RingRecord) -> RingInfo {
+    RingInfo {
+        memb_id: r.memb_id,
+        trans_time: r.trans_time,
+        aru: r.aru,
+        highest_seq: r.highest_seq,
+        holes: r.holes.clone(),
+        commit: r.commit.clone(),
+        num_trans: r.num_trans.max(0) as usize,
+    }
+}
+
+fn ring_to(r: &RingInfo) -> RingRecord {
+    RingRecord {
+        memb_id: r.memb_id,
+        trans_time: r.trans_time,
+        aru: r.aru,
+        highest_seq: r.highest_seq,
+        holes: r.holes.clone(),
+        commit: r.commit.clone(),
+        num_trans: r.num_trans as i16,
+    }
+}

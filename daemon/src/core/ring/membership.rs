@@ -1,0 +1,892 @@
+//! The membership protocol: noticing a lost token, gathering the live daemons, forming a
+//! new ring (3.17's `membership.c`).
+//!
+//! OP --token lost--> SEG (ALIVE to my segment) --> GATHER if I am the smallest daemon heard
+//! from, else REPRESENTED --> (GATHER: JOIN to the other segments' representatives) -->
+//! FORM (a FORM1 token visits every member and representative, then a FORM2 token goes
+//! round the new ring) --> EVS (the old rings' messages are recovered) --> OP.
+
+use super::conf::{Membership, ProcId};
+use super::msgs::{
+    kind, Members, Packet, Rep, Reps, RingInfo, Token, TokenBody, POTENTIAL_REP, RING_REP, SEG_REP,
+};
+use super::{codec, Destination, Ring, State, Timer};
+use bytes::Bytes;
+use spread_wire::membership::MembershipId;
+use spread_wire::Endian;
+use std::time::Duration;
+
+/// At most this many rings merge in one FORM (3.17's `MAX_FORM_REPS`).
+const MAX_FORM_RINGS: usize = 20;
+/// Representatives a JOIN or FORM1 carries (3.17's `MAX_REPS`).
+const MAX_REPS: usize = 25;
+
+impl Ring {
+    pub(super) fn handle_membership_packet(&mut self, packet: Packet, endian: Endian) {
+        let sender = packet.proc_id;
+        if packet.kind & kind::ALIVE != 0 {
+            self.handle_alive(sender);
+        } else if packet.kind & kind::JOIN != 0 {
+            match codec::decode_join_body(&packet.body, endian) {
+                Ok((members, reps)) if !reps.reps.is_empty() => {
+                    self.handle_join(sender, members, reps)
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!("dropping a JOIN: {e}"),
+            }
+        } else if packet.kind & kind::REFER != 0 {
+            self.handle_refer(packet.memb_id);
+        }
+    }
+
+    fn handle_alive(&mut self, sender: ProcId) {
+        if self.conf.position(sender).is_none() {
+            return;
+        }
+        match self.state {
+            State::Op => {
+                if self.membership.contains(sender) {
+                    // A member of my ring is looking for a ring: my token is lost.
+                    self.token_loss();
+                    self.f_members.insert(sender, self.max_procs);
+                }
+            }
+            State::Seg => {
+                self.f_members.insert(sender, self.max_procs);
+            }
+            State::Represented => self.arm(Timer::ShiftToSeg, self.timeouts.rep),
+            State::Gather => {
+                if !self.token_alive {
+                    self.f_members.insert(sender, self.max_procs);
+                } else if self.membership.contains(sender) {
+                    self.token_loss();
+                    self.f_members.insert(sender, self.max_procs);
+                }
+            }
+            State::Form => {}
+            State::Evs => {
+                if self.future_membership.contains(sender) {
+                    self.token_loss();
+                    self.f_members.insert(sender, self.max_procs);
+                }
+            }
+        }
+    }
+
+    fn handle_join(&mut self, sender: ProcId, _members: Members, reps: Reps) {
+        let Some(sender_pos) = self.conf.position(sender) else {
+            return;
+        };
+        let their_rep = reps.reps[0];
+        match self.state {
+            State::Op => {
+                if !self.membership.contains(sender) {
+                    if self.membership.leader() == Some(self.me) {
+                        self.potential_reps = vec![their_rep];
+                        self.f_members = Members::default();
+                        self.shift_to_gather();
+                    } else if their_rep.seg_index != self.my_pos.segment as i16
+                        || self.membership.segment_leader(self.my_pos.segment) == Some(self.me)
+                    {
+                        let leader = self.membership.leader().unwrap_or(self.me);
+                        self.send_refer(sender, leader, RING_REP);
+                    }
+                } else if self.conf.segments.len() > 1 {
+                    self.token_loss();
+                }
+            }
+            State::Seg => {
+                if sender_pos.segment == self.my_pos.segment && their_rep.rep_type == SEG_REP {
+                    self.my_seg_rep = Some(sender);
+                    self.shift_to_represented();
+                    self.scast_alive(false);
+                }
+            }
+            State::Represented => {
+                if sender_pos.segment == self.my_pos.segment && their_rep.rep_type == SEG_REP {
+                    self.my_seg_rep = Some(sender);
+                    self.arm(Timer::ShiftToSeg, self.timeouts.rep);
+                    self.scast_alive(false);
+                } else if let Some(rep) = self.my_seg_rep {
+                    self.send_refer(sender, rep, SEG_REP);
+                }
+            }
+            State::Gather => {
+                let mut f_reps = std::mem::take(&mut self.f_reps.reps);
+                self.insert_rep(&mut f_reps, their_rep);
+                self.f_reps.reps = f_reps;
+                let mut potential = std::mem::take(&mut self.potential_reps);
+                for rep in &reps.reps {
+                    self.insert_rep(&mut potential, *rep);
+                }
+                self.potential_reps = potential;
+                if self
+                    .smallest_rep(&self.f_reps.reps)
+                    .map(|i| self.f_reps.reps[i].proc_id)
+                    == Some(their_rep.proc_id)
+                {
+                    self.arm(Timer::FormOrFail, self.timeouts.gather);
+                }
+            }
+            State::Form => {}
+            State::Evs => {
+                if self.future_membership.contains(sender) {
+                    self.token_loss();
+                    self.f_members.insert(sender, self.max_procs);
+                }
+            }
+        }
+    }
+
+    fn handle_refer(&mut self, referred: MembershipId) {
+        if self.state != State::Gather {
+            return;
+        }
+        let Some(pos) = self.conf.position(referred.proc_id) else {
+            return;
+        };
+        let rep = Rep {
+            proc_id: referred.proc_id,
+            rep_type: referred.time as i16,
+            seg_index: pos.segment as i16,
+        };
+        let mut potential = std::mem::take(&mut self.potential_reps);
+        self.insert_rep(&mut potential, rep);
+        self.potential_reps = potential;
+    }
+
+    /// A packet of another ring: the ring leader looks for the daemons it is missing; a
+    /// segment leader tells its ring leader once.
+    pub(super) fn handle_foreign(&mut self, packet: Packet) {
+        if self.state != State::Op || self.conf.position(packet.proc_id).is_none() {
+            return;
+        }
+        if self.membership.leader() == Some(self.me) {
+            self.lookup_new_members();
+        } else if self.membership.segment_leader(self.my_pos.segment) == Some(self.me)
+            && !self.foreign_found
+        {
+            self.foreign_found = true;
+            if let Some(leader) = self.membership.leader() {
+                self.send_packets(Destination::Data(leader), vec![packet.clone()], false);
+                self.send_packets(Destination::Data(leader), vec![packet], false);
+            }
+        }
+    }
+
+    pub(super) fn handle_form_token(&mut self, token: Token) {
+        if token.kind & kind::FORM1 != 0 {
+            match self.state {
+                State::Op if self.membership.leader() != Some(self.me) => self.fill_form1(token),
+                State::Represented | State::Gather => self.fill_form1(token),
+                _ => {}
+            }
+        } else if token.kind & kind::FORM2 != 0 && self.state == State::Form {
+            self.read_form2(token);
+        }
+    }
+
+    fn send_refer(&mut self, to: ProcId, rep: ProcId, rep_type: i16) {
+        let mut refer = self.control_packet(kind::REFER, Bytes::new());
+        refer.memb_id = MembershipId {
+            proc_id: rep,
+            time: rep_type as i32,
+        };
+        self.send_packets(Destination::Data(to), vec![refer], false);
+    }
+
+    // ---- state changes ----------------------------------------------------------------------
+
+    /// The token is lost: back to SEG, looking for the daemons of my segment.
+    pub(super) fn token_loss(&mut self) {
+        match self.state {
+            State::Op => {
+                self.commit_set = Members::only(self.me);
+                self.potential_reps = Vec::new();
+                let from = self.membership.clone();
+                self.add_segment_potentials(&from);
+            }
+            State::Seg | State::Represented | State::Form => {}
+            State::Gather => {
+                self.commit_set = Members::only(self.me);
+                let gathered: Vec<Rep> = self.f_reps.reps.iter().skip(1).copied().collect();
+                let mut potential = Vec::new();
+                for rep in gathered {
+                    self.insert_rep(&mut potential, rep);
+                }
+                self.potential_reps = potential;
+                let from = self.membership.clone();
+                self.add_segment_potentials(&from);
+            }
+            State::Evs => {
+                self.backoff_membership();
+                self.potential_reps = Vec::new();
+                let from = self.future_membership.clone();
+                self.add_segment_potentials(&from);
+            }
+        }
+        self.shift_to_seg();
+        self.token_alive = false;
+        for timer in [
+            Timer::TokenLoss,
+            Timer::Join,
+            Timer::FormOrFail,
+            Timer::Hurry,
+            Timer::Lookup,
+        ] {
+            self.timers.cancel(timer);
+        }
+        self.last_token.kind = 0;
+        self.last_token.seq = 0;
+        self.last_token.aru = 0;
+        self.membership = Membership::from_ids(&self.conf, [self.me]);
+    }
+
+    /// Every other segment's first daemon in `from` (or its first configured one) becomes a
+    /// potential representative.
+    fn add_segment_potentials(&mut self, from: &Membership) {
+        let mut potential = std::mem::take(&mut self.potential_reps);
+        for segment in 0..self.conf.segments.len() {
+            if segment == self.my_pos.segment {
+                continue;
+            }
+            let proc_id = from
+                .segment_leader(segment)
+                .unwrap_or_else(|| self.conf.segments[segment].procs[0].id);
+            self.insert_rep(
+                &mut potential,
+                Rep {
+                    proc_id,
+                    rep_type: POTENTIAL_REP,
+                    seg_index: segment as i16,
+                },
+            );
+        }
+        self.potential_reps = potential;
+    }
+
+    pub(super) fn shift_to_seg(&mut self) {
+        self.state = State::Seg;
+        self.f_members = Members::only(self.me);
+        self.arm(Timer::Alive, Duration::ZERO);
+        self.arm(Timer::GatherOrRepresented, self.timeouts.seg);
+    }
+
+    pub(super) fn gather_or_represented(&mut self) {
+        self.my_seg_rep = None;
+        if self.smallest_member(self.f_members.listed()) == Some(self.me) {
+            self.shift_to_gather();
+        } else {
+            self.shift_to_represented();
+        }
+    }
+
+    fn shift_to_gather(&mut self) {
+        self.state = State::Gather;
+        self.f_reps = Reps {
+            rep_index: 0,
+            reps: vec![Rep {
+                proc_id: self.me,
+                rep_type: if self.token_alive { RING_REP } else { SEG_REP },
+                seg_index: self.my_pos.segment as i16,
+            }],
+        };
+        self.timers.cancel(Timer::Alive);
+        self.timers.cancel(Timer::Lookup);
+        self.arm(Timer::Join, Duration::ZERO);
+        self.arm(Timer::FormOrFail, self.timeouts.gather);
+    }
+
+    fn shift_to_represented(&mut self) {
+        self.state = State::Represented;
+        self.timers.cancel(Timer::Alive);
+        self.timers.cancel(Timer::GatherOrRepresented);
+        self.arm(Timer::ShiftToSeg, self.timeouts.rep);
+    }
+
+    pub(super) fn form_or_fail(&mut self) {
+        let smallest = self
+            .smallest_rep(&self.f_reps.reps)
+            .map(|i| self.f_reps.reps[i].proc_id);
+        if smallest == Some(self.me) {
+            if self.token_alive && self.f_reps.reps.len() == 1 {
+                self.back_to_op();
+            } else {
+                self.create_form1();
+            }
+        } else if self.token_alive {
+            self.back_to_op();
+        } else {
+            // Nobody formed a ring with us: gather again with what we learnt.
+            self.f_members = Members::only(self.me);
+            let gathered: Vec<Rep> = self.f_reps.reps.iter().skip(1).copied().collect();
+            let mut potential = Vec::new();
+            for rep in gathered {
+                self.insert_rep(&mut potential, rep);
+            }
+            self.potential_reps = potential;
+            self.shift_to_gather();
+        }
+    }
+
+    /// A ring leader whose lookup found nobody goes back to work.
+    fn back_to_op(&mut self) {
+        self.timers.cancel(Timer::Join);
+        self.arm(Timer::Lookup, self.timeouts.lookup);
+        self.state = State::Op;
+    }
+
+    // ---- sending ----------------------------------------------------------------------------
+
+    pub(super) fn scast_alive(&mut self, repeat: bool) {
+        let body = codec::encode_alive_body(&self.f_members, self.endian);
+        let alive = self.control_packet(kind::ALIVE, body);
+        self.scast(self.my_pos.segment, vec![alive]);
+        if repeat {
+            self.arm(Timer::Alive, self.timeouts.alive);
+        }
+    }
+
+    fn join_packet(&self) -> Packet {
+        let body = codec::encode_join_body(&self.f_members, &self.f_reps, self.endian);
+        self.control_packet(kind::JOIN, body)
+    }
+
+    pub(super) fn send_join(&mut self) {
+        let join = self.join_packet();
+        if !self.token_alive {
+            self.scast(self.my_pos.segment, vec![join.clone()]);
+        }
+        let reps: Vec<ProcId> = self.potential_reps.iter().map(|r| r.proc_id).collect();
+        for rep in reps {
+            self.send_packets(Destination::Data(rep), vec![join.clone()], false);
+        }
+        self.arm(Timer::Join, self.timeouts.join);
+    }
+
+    /// The ring leader probes for configured daemons missing from its ring.
+    pub(super) fn lookup_new_members(&mut self) {
+        if self.state != State::Op {
+            return;
+        }
+        self.potential_reps = Vec::new();
+        self.f_reps = Reps {
+            rep_index: 0,
+            reps: vec![Rep {
+                proc_id: self.me,
+                rep_type: RING_REP,
+                seg_index: self.my_pos.segment as i16,
+            }],
+        };
+        self.f_members = Members::default();
+        let join = self.join_packet();
+        let mut missing = 0;
+        if self.conf.segments.len() == 1 {
+            self.scast(self.my_pos.segment, vec![join]);
+            missing += 1;
+        } else {
+            let absent: Vec<ProcId> = self
+                .conf
+                .all()
+                .map(|p| p.id)
+                .filter(|id| !self.membership.contains(*id))
+                .collect();
+            for id in absent {
+                self.send_packets(Destination::Data(id), vec![join.clone()], false);
+                missing += 1;
+            }
+        }
+        if missing > 0 {
+            self.shift_to_gather();
+        }
+    }
+
+    // ---- the FORM tokens --------------------------------------------------------------------
+
+    /// My part of a ring record: my old ring's id, its aru and highest seq, the seqs I miss,
+    /// and me first in its transitional and commit sets.
+    fn my_ring_info(&self, holes_from: i32) -> RingInfo {
+        let mut commit = vec![self.me];
+        commit.extend(
+            self.commit_set
+                .listed()
+                .iter()
+                .copied()
+                .filter(|id| *id != self.me),
+        );
+        RingInfo {
+            memb_id: self.membership_id,
+            trans_time: 0,
+            aru: self.aru,
+            highest_seq: self.highest_seq,
+            holes: self.missing(holes_from, self.highest_seq),
+            commit,
+            num_trans: 1,
+        }
+    }
+
+    /// The smallest representative starts the FORM1 token (3.17's `Create_form1`).
+    fn create_form1(&mut self) {
+        if self.f_reps.reps[0].rep_type == RING_REP {
+            self.f_members = Members {
+                num_members: self.membership.len(),
+                num_pending: 0,
+                ids: self.membership.ids().collect(),
+            };
+        }
+        // Daemons that are representatives themselves are not my members.
+        let reps: Vec<ProcId> = self.f_reps.reps.iter().map(|r| r.proc_id).collect();
+        let me = self.me;
+        let valid: Vec<ProcId> = self
+            .f_members
+            .listed()
+            .iter()
+            .copied()
+            .filter(|id| *id == me || !reps.contains(id))
+            .collect();
+        let mut members = Members {
+            num_members: 1,
+            num_pending: valid.len().saturating_sub(1),
+            ids: valid,
+        };
+        if members.ids.is_empty() {
+            members.ids.push(me);
+        }
+        self.f_members = members.clone();
+        self.sort_reps();
+        self.f_reps.rep_index = 1;
+        self.potential_from_reps(&self.f_reps.reps.clone());
+        let rings = vec![self.my_ring_info(self.my_aru + 1)];
+        let mut token = Token {
+            kind: kind::FORM1,
+            transmitter: me,
+            seq: self.highest_seq + 3333,
+            proc_id: me,
+            aru: 0,
+            aru_last_id: 0,
+            flow_control: 0,
+            body: TokenBody::Form1 {
+                members: members.clone(),
+                reps: self.f_reps.clone(),
+                rings: rings.clone(),
+            },
+        };
+        if members.num_pending > 0 {
+            let next = members.ids[members.num_members];
+            self.unicast_token(next, &token);
+            self.unicast_token(next, &token);
+        } else if self.f_reps.rep_index < self.f_reps.reps.len() {
+            let next = self.f_reps.reps[self.f_reps.rep_index].proc_id;
+            self.unicast_token(next, &token);
+            self.unicast_token(next, &token);
+        } else {
+            // Alone: the FORM2 goes straight to myself.
+            token.kind = kind::FORM2;
+            token.body = TokenBody::Form2 {
+                members: Members {
+                    num_members: 0,
+                    num_pending: 1,
+                    ids: vec![me],
+                },
+                memb_id: MembershipId::default(),
+                rings,
+            };
+            self.unicast_token(me, &token);
+        }
+        self.enter_form();
+    }
+
+    fn enter_form(&mut self) {
+        self.timers.cancel(Timer::Join);
+        self.timers.cancel(Timer::FormOrFail);
+        self.timers.cancel(Timer::ShiftToSeg);
+        self.arm(Timer::TokenLoss, self.timeouts.form);
+        self.timers.cancel(Timer::Hurry);
+        self.token_alive = false;
+        self.state = State::Form;
+    }
+
+    fn potential_from_reps(&mut self, reps: &[Rep]) {
+        let mut potential = Vec::new();
+        for rep in reps {
+            if rep.seg_index != self.my_pos.segment as i16 {
+                let mut r = *rep;
+                r.rep_type = POTENTIAL_REP;
+                self.insert_rep(&mut potential, r);
+            }
+        }
+        self.potential_reps = potential;
+    }
+
+    /// A FORM1 token visits me: I add myself (or my members, or my ring) and my old ring's
+    /// record, and pass it on (3.17's `Fill_form1`).
+    fn fill_form1(&mut self, mut token: Token) {
+        let TokenBody::Form1 {
+            mut members,
+            mut reps,
+            rings,
+        } = std::mem::replace(&mut token.body, TokenBody::Regular(Vec::new()))
+        else {
+            return;
+        };
+        token.proc_id = self.me;
+        token.seq = token.seq.max(self.highest_seq + 3333);
+        match self.state {
+            State::Op | State::Represented => {
+                if members.ids.get(members.num_members) != Some(&self.me)
+                    || members.num_pending == 0
+                {
+                    return;
+                }
+                members.num_members += 1;
+                members.num_pending -= 1;
+            }
+            State::Gather => {
+                if reps.reps.get(reps.rep_index).map(|r| r.proc_id) != Some(self.me)
+                    || members.num_pending != 0
+                {
+                    return;
+                }
+                let listed: Vec<ProcId> = members.listed().to_vec();
+                let their_reps: Vec<ProcId> = reps.reps.iter().map(|r| r.proc_id).collect();
+                let my_reps: Vec<ProcId> = self.f_reps.reps.iter().map(|r| r.proc_id).collect();
+                let me = self.me;
+                let mine: Vec<ProcId> = self
+                    .f_members
+                    .listed()
+                    .iter()
+                    .copied()
+                    .filter(|id| !listed.contains(id))
+                    .filter(|id| *id == me || (!their_reps.contains(id) && !my_reps.contains(id)))
+                    .collect();
+                self.f_members = Members {
+                    num_members: mine.len(),
+                    num_pending: 0,
+                    ids: mine.clone(),
+                };
+                let added: Vec<ProcId> = if reps.reps[reps.rep_index].rep_type == RING_REP {
+                    self.membership.ids().collect()
+                } else {
+                    mine
+                };
+                members.ids.truncate(members.num_members);
+                members.num_pending = added.len().saturating_sub(1);
+                members.ids.extend(added);
+                members.num_members += 1;
+                reps.rep_index += 1;
+            }
+            _ => return,
+        }
+        self.potential_from_reps(&reps.reps);
+        let rings = self.merge_my_ring(rings, &mut members);
+        if members.num_pending > 0 {
+            let next = members.ids[members.num_members];
+            token.body = TokenBody::Form1 {
+                members,
+                reps,
+                rings,
+            };
+            self.unicast_token(next, &token);
+            self.unicast_token(next, &token);
+        } else if reps.rep_index < reps.reps.len() {
+            let next = reps.reps[reps.rep_index].proc_id;
+            token.body = TokenBody::Form1 {
+                members,
+                reps,
+                rings,
+            };
+            self.unicast_token(next, &token);
+            self.unicast_token(next, &token);
+        } else {
+            // Everyone is on it: sort into configuration order; the FORM2 goes round.
+            let mut ids: Vec<ProcId> = members.listed().to_vec();
+            ids.sort_by_key(|id| self.conf.position(*id));
+            let first = ids[0];
+            token.kind = kind::FORM2;
+            token.body = TokenBody::Form2 {
+                members: Members {
+                    num_members: 0,
+                    num_pending: ids.len(),
+                    ids,
+                },
+                memb_id: MembershipId::default(),
+                rings,
+            };
+            self.unicast_token(first, &token);
+            self.unicast_token(first, &token);
+        }
+        self.enter_form();
+    }
+
+    /// Adds (or merges into) my old ring's record.
+    fn merge_my_ring(&mut self, rings: Vec<RingInfo>, members: &mut Members) -> Vec<RingInfo> {
+        let (mine, mut others): (Vec<RingInfo>, Vec<RingInfo>) = rings
+            .into_iter()
+            .partition(|r| r.memb_id == self.membership_id);
+        match mine.into_iter().next() {
+            None if others.len() + 1 > MAX_FORM_RINGS => {
+                // No room for my ring on the token: I leave the new ring instead.
+                if let Some(at) = members.listed().iter().position(|id| *id == self.me) {
+                    members.ids.remove(at);
+                    members.num_members -= 1;
+                }
+            }
+            None => others.push(self.my_ring_info(self.last_discarded + 1)),
+            Some(theirs) => {
+                let mut holes: Vec<i32> = theirs
+                    .holes
+                    .iter()
+                    .copied()
+                    .filter(|s| !self.holds(*s))
+                    .collect();
+                if theirs.highest_seq < self.highest_seq {
+                    holes.extend(self.missing(theirs.highest_seq + 1, self.highest_seq));
+                }
+                let mut set = Members::default();
+                for id in theirs.commit.iter().take(theirs.num_trans) {
+                    set.insert(*id, self.max_procs);
+                }
+                set.insert(self.me, self.max_procs);
+                let num_trans = theirs.num_trans + 1;
+                for id in theirs.commit.iter().skip(theirs.num_trans) {
+                    set.insert(*id, self.max_procs);
+                }
+                for id in self.commit_set.listed().to_vec() {
+                    set.insert(id, self.max_procs);
+                }
+                others.push(RingInfo {
+                    memb_id: self.membership_id,
+                    trans_time: 0,
+                    aru: theirs.aru.max(self.aru),
+                    highest_seq: theirs.highest_seq.max(self.highest_seq),
+                    holes,
+                    commit: set.listed().to_vec(),
+                    num_trans,
+                });
+            }
+        }
+        others
+    }
+
+    /// The FORM2 token: the new ring is decided; recover my old ring's messages (3.17's
+    /// `Read_form2`).
+    fn read_form2(&mut self, mut token: Token) {
+        let TokenBody::Form2 {
+            mut members,
+            mut memb_id,
+            mut rings,
+        } = std::mem::replace(&mut token.body, TokenBody::Regular(Vec::new()))
+        else {
+            return;
+        };
+        token.proc_id = self.me;
+        if members.ids.get(members.num_members) != Some(&self.me) || members.num_pending == 0 {
+            return;
+        }
+        members.num_members += 1;
+        members.num_pending -= 1;
+        self.last_seq = token.seq;
+        let mut memb_time = 0;
+        if members.num_members == 1 {
+            // I lead the new ring: its id is my address and a time after any I used.
+            memb_time = self.next_time();
+            self.last_time_used += 1;
+            memb_id = MembershipId {
+                proc_id: self.me,
+                time: self.last_time_used,
+            };
+        }
+        self.future_membership_id = memb_id;
+        self.future_membership = Membership::from_ids(&self.conf, members.ids.iter().copied());
+        self.net_membership = self.future_membership.clone();
+        let Some(mine) = rings.iter_mut().find(|r| r.memb_id == self.membership_id) else {
+            tracing::error!(
+                "FORM2 without my ring {:?}; waiting for the next one",
+                self.membership_id
+            );
+            return;
+        };
+        self.highest_seq = mine.highest_seq;
+        self.aru = mine.aru;
+        let holes = mine.holes.clone();
+        self.future_commit_set = Members {
+            num_members: mine.commit.len(),
+            num_pending: mine.num_trans,
+            ids: mine.commit.clone(),
+        };
+        if mine.trans_time == 0 {
+            if memb_time == 0 {
+                memb_time = self.next_time();
+            }
+            mine.trans_time = memb_time;
+        }
+        self.future_trans_time = mine.trans_time;
+        // Deliver what my old ring had agreed on; mark what nobody has.
+        self.discard_packets();
+        self.mark_holes(&holes);
+        if self.future_membership.last() != Some(self.me) {
+            token.body = TokenBody::Form2 {
+                members,
+                memb_id,
+                rings,
+            };
+            self.send_token(&token);
+            self.send_token(&token);
+        } else {
+            // The last member starts the new ring's first regular token.
+            token.kind = 0;
+            token.seq = 0;
+            token.aru = self.last_seq;
+            token.flow_control = 0;
+            token.body = TokenBody::Regular(Vec::new());
+            self.send_token(&token);
+        }
+        self.token_alive = true;
+        self.arm(Timer::TokenLoss, self.timeouts.token);
+        self.last_token.kind = 0;
+        self.last_token.seq = 0;
+        self.last_token.aru = 0;
+        self.state = State::Evs;
+    }
+
+    /// Wall-clock seconds, forced past any time used before.
+    fn next_time(&mut self) -> i32 {
+        let mut t = self.wall_secs();
+        if t <= self.last_time_used {
+            t = self.last_time_used + 1;
+        }
+        self.last_time_used = t;
+        t
+    }
+
+    /// The transitional configuration: the commit set's transitional part; its id is
+    /// (its first member, the old ring's trans time).
+    pub(super) fn memb_transitional(&mut self) {
+        let trans: Vec<ProcId> = self
+            .commit_set
+            .ids
+            .iter()
+            .take(self.commit_set.num_pending)
+            .copied()
+            .collect();
+        self.trans_membership = Membership::from_ids(&self.conf, trans);
+        self.trans_memb_id = MembershipId {
+            proc_id: self.trans_membership.leader().unwrap_or(self.me),
+            time: self.future_trans_time,
+        };
+        self.commit_membership =
+            Membership::from_ids(&self.conf, self.commit_set.listed().iter().copied());
+    }
+
+    pub(super) fn memb_regular(&mut self) {
+        self.state = State::Op;
+        self.membership = self.future_membership.clone();
+        self.membership_id = self.future_membership_id;
+        self.foreign_found = false;
+        self.stats.membership_changes += 1;
+        if self.membership.leader() == Some(self.me) {
+            self.arm(Timer::Lookup, self.timeouts.lookup);
+        }
+    }
+
+    // ---- orderings --------------------------------------------------------------------------
+
+    /// The first of `ids` in configuration order.
+    fn smallest_member(&self, ids: &[ProcId]) -> Option<ProcId> {
+        ids.iter()
+            .copied()
+            .filter(|id| self.conf.position(*id).is_some())
+            .min_by_key(|id| self.conf.position(*id))
+    }
+
+    /// The smallest representative: any SEG_REP beats any RING_REP; among SEG_REPs the lower
+    /// segment; among RING_REPs the lower segment, then the lower place in it.
+    fn smallest_rep(&self, reps: &[Rep]) -> Option<usize> {
+        if reps.is_empty() {
+            return None;
+        }
+        let mut current = 0;
+        for i in 1..reps.len() {
+            let (cur, cand) = (reps[current], reps[i]);
+            current = match (cur.rep_type, cand.rep_type) {
+                (SEG_REP, SEG_REP) if cand.seg_index < cur.seg_index => i,
+                (RING_REP, RING_REP) if cand.seg_index < cur.seg_index => i,
+                (RING_REP, RING_REP) if cand.seg_index == cur.seg_index => {
+                    let index = |id| self.conf.position(id).map(|p| p.index);
+                    if index(cand.proc_id) < index(cur.proc_id) {
+                        i
+                    } else {
+                        current
+                    }
+                }
+                (RING_REP, SEG_REP) => i,
+                (POTENTIAL_REP, t) if t != POTENTIAL_REP => i,
+                _ => current,
+            };
+        }
+        Some(current)
+    }
+
+    /// Orders representatives by repeatedly taking the smallest (3.17's `Sort_reps`).
+    fn sort_reps(&mut self) {
+        let mut rest = std::mem::take(&mut self.f_reps.reps);
+        let mut sorted = Vec::with_capacity(rest.len());
+        while let Some(i) = self.smallest_rep(&rest) {
+            sorted.push(rest.swap_remove(i));
+        }
+        self.f_reps.reps = sorted;
+    }
+
+    /// Adds a representative, letting a better-known one of the same segment replace a
+    /// potential one (3.17's `Insert_rep`).
+    fn insert_rep(&self, reps: &mut Vec<Rep>, rep: Rep) -> bool {
+        let Some(pos) = self.conf.position(rep.proc_id) else {
+            return false;
+        };
+        let segment = pos.segment as i16;
+        let same_segment = |r: &Rep| r.seg_index == segment;
+        match rep.rep_type {
+            POTENTIAL_REP => {
+                if reps.iter().any(same_segment) {
+                    return false;
+                }
+            }
+            SEG_REP | RING_REP => {
+                for r in reps.iter_mut().filter(|r| same_segment(r)) {
+                    match r.rep_type {
+                        POTENTIAL_REP => {
+                            r.rep_type = rep.rep_type;
+                            r.proc_id = rep.proc_id;
+                            return true;
+                        }
+                        SEG_REP if r.proc_id == rep.proc_id => {
+                            if rep.rep_type == RING_REP {
+                                r.rep_type = RING_REP;
+                                return true;
+                            }
+                            return false;
+                        }
+                        RING_REP if r.proc_id == rep.proc_id => {
+                            if rep.rep_type == SEG_REP {
+                                // A former ring leader lost its ring.
+                                r.rep_type = SEG_REP;
+                                return true;
+                            }
+                            return false;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => return false,
+        }
+        if reps.len() >= MAX_REPS {
+            return false;
+        }
+        reps.push(Rep {
+            seg_index: segment,
+            ..rep
+        });
+        true
+    }
+}

@@ -1,0 +1,593 @@
+//! The ring: Spread 3.17's daemon-to-daemon protocol without I/O.
+//!
+//! A token circulates among the daemons of a ring in configuration order; whoever holds it
+//! may send new packets (numbered with the ring-wide `seq`), answers retransmission
+//! requests carried on it, and lowers its `aru` ("all received up to"). Packets are
+//! delivered in `seq` order (AGREED), and SAFE ones only once every member has them. When
+//! the token is lost, the membership protocol (ALIVE, JOIN, FORM tokens) forms a new ring,
+//! recovers the old ring's messages (EVS) and installs a transitional then a regular
+//! configuration.
+//!
+//! Inputs: [`Ring::handle_datagram`], [`Ring::handle_timeout`], [`Ring::submit`], each with
+//! `now`. Outputs, drained after any input: [`Ring::poll_transmit`] (datagrams with their
+//! destination), [`Ring::poll_event`] (deliveries and configuration changes),
+//! [`Ring::poll_timeout`].
+//!
+//! The logic follows 3.17.3's `protocol.c` and `membership.c` function by function (their
+//! names are cited in comments), because daemons of both implementations must agree on
+//! every step; it is written from the protocol's description, not translated.
+
+mod codec;
+mod conf;
+mod membership;
+mod msgs;
+mod protocol;
+mod timers;
+
+pub use conf::{Membership, Position, ProcConf, ProcId, RingConf, SegmentConf};
+pub use msgs::kind;
+pub use timers::Timeouts;
+
+use bytes::Bytes;
+use msgs::{Members, Packet, Rep, Reps, Token, TokenBody};
+use spread_wire::membership::MembershipId;
+use spread_wire::Endian;
+use std::collections::VecDeque;
+use std::time::Instant;
+use timers::{Timer, Timers};
+
+/// A datagram to send and where to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: Destination,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// A daemon's data port.
+    Data(ProcId),
+    /// A daemon's token port (data port + 1).
+    Token(ProcId),
+    /// The broadcast address and data port of a segment.
+    Segment(usize),
+}
+
+/// Which port a datagram arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    Data,
+    Token,
+}
+
+/// What the ring hands up to the groups layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RingEvent {
+    /// A whole message (`message_header | groups | data`), in the total order.
+    Deliver(Bytes),
+    /// The transitional configuration: who moved together from the old ring.
+    Transitional {
+        members: Vec<ProcId>,
+        id: MembershipId,
+    },
+    /// The new regular configuration.
+    Regular {
+        members: Vec<ProcId>,
+        id: MembershipId,
+    },
+}
+
+/// Which queue new messages go to: clients', or the groups state exchange's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queue {
+    Normal,
+    Groups,
+}
+
+/// Membership states of 3.17 (`membership.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Op,
+    Seg,
+    Represented,
+    Gather,
+    Form,
+    Evs,
+}
+
+/// A slot of the packet window.
+#[derive(Clone, Debug)]
+enum Slot {
+    /// Received, not yet delivered.
+    Received(Packet),
+    /// Delivered, kept to answer retransmission requests until discarded.
+    Delivered(Packet),
+    /// EVS placeholder for a packet no member of the old ring has.
+    Hole,
+}
+
+/// A message waiting to be sent, cut into packet bodies.
+#[derive(Clone, Debug)]
+struct DownMessage {
+    kind: u32,
+    fragments: Vec<Bytes>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct DownQueue {
+    messages: VecDeque<DownMessage>,
+    /// Fragments of the first message already sent.
+    sent: usize,
+}
+
+/// Flow-control settings (3.17: `Window` 60, `PersonalWindow` 15 datagrams per token visit).
+#[derive(Clone, Copy, Debug)]
+pub struct FlowControl {
+    pub window: i32,
+    pub personal_window: i32,
+}
+
+impl Default for FlowControl {
+    fn default() -> Self {
+        FlowControl {
+            window: 60,
+            personal_window: 15,
+        }
+    }
+}
+
+/// Counters for status reports and benchmarks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RingStats {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub retransmissions: u64,
+    pub token_rounds: u64,
+    pub membership_changes: u64,
+}
+
+/// Settings of a ring.
+#[derive(Clone, Debug)]
+pub struct RingOptions {
+    pub conf: RingConf,
+    pub me: ProcId,
+    pub timeouts: Timeouts,
+    pub flow: FlowControl,
+    pub endian: Endian,
+    /// Wall-clock seconds at `start`: ring ids carry wall-clock time.
+    pub wall_clock_secs: i64,
+}
+
+/// 8192 packet slots, indexed by `seq & 0x1fff`.
+const WINDOW_SLOTS: usize = 8192;
+/// New packets stop while the highest seq is this far past the safe line.
+const MAX_SEQ_GAP: i32 = 1600;
+/// Bytes of one datagram.
+pub const MAX_PACKET_SIZE: usize = 1472;
+/// Bytes of one packet body (a message fragment).
+pub const FRAGMENT_SIZE: usize = MAX_PACKET_SIZE - 32;
+/// Bytes of a token body.
+const TOKEN_BODY_SIZE: usize = MAX_PACKET_SIZE - 28;
+
+pub struct Ring {
+    conf: RingConf,
+    me: ProcId,
+    my_pos: Position,
+    my_conf_index: usize,
+    timeouts: Timeouts,
+    flow: FlowControl,
+    endian: Endian,
+    wide: bool,
+    /// Largest membership this ring may form (128 in 3.17; more in extended mode).
+    max_procs: usize,
+    started: Instant,
+    wall_clock_at_start: i64,
+    now: Instant,
+
+    // --- the ordering protocol (protocol.c) ---
+    slots: Vec<Option<Slot>>,
+    highest_seq: i32,
+    highest_fifo_seq: i32,
+    my_aru: i32,
+    aru: i32,
+    set_aru: i32,
+    last_discarded: i32,
+    last_delivered: i32,
+    token_counter: u32,
+    last_token: Token,
+    last_num_retrans: i32,
+    last_num_sent: i32,
+    queues: [DownQueue; 2],
+    active_queue: Queue,
+    /// Reassembly per originating daemon (config index), plus one for single-packet
+    /// RELIABLE messages delivered out of order.
+    up: Vec<Vec<Bytes>>,
+    /// Packets waiting to be packed into one datagram.
+    bcast_queue: Vec<Packet>,
+    bcast_bytes: usize,
+
+    // --- membership (membership.c) ---
+    state: State,
+    token_alive: bool,
+    membership: Membership,
+    membership_id: MembershipId,
+    future_membership: Membership,
+    future_membership_id: MembershipId,
+    /// Who the network layer sends to (3.17 changes it only when a FORM2 arrives).
+    net_membership: Membership,
+    trans_membership: Membership,
+    commit_membership: Membership,
+    trans_memb_id: MembershipId,
+    future_trans_time: i32,
+    last_time_used: i32,
+    my_seg_rep: Option<ProcId>,
+    foreign_found: bool,
+    f_members: Members,
+    f_reps: Reps,
+    potential_reps: Vec<Rep>,
+    commit_set: Members,
+    future_commit_set: Members,
+    last_seq: i32,
+    timers: Timers,
+
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<RingEvent>,
+    stats: RingStats,
+}
+
+impl Ring {
+    pub fn new(opts: RingOptions, now: Instant) -> Ring {
+        let my_pos = opts
+            .conf
+            .position(opts.me)
+            .expect("this daemon is in its configuration");
+        let my_conf_index = opts.conf.index_of(opts.me).expect("in configuration");
+        let num_procs = opts.conf.num_procs();
+        let me_only = Membership::from_ids(&opts.conf, [opts.me]);
+        let wide = opts.conf.is_wide();
+        let mut ring = Ring {
+            me: opts.me,
+            my_pos,
+            my_conf_index,
+            timeouts: opts.timeouts,
+            flow: opts.flow,
+            endian: opts.endian,
+            wide,
+            max_procs: num_procs.max(128),
+            started: now,
+            wall_clock_at_start: opts.wall_clock_secs,
+            now,
+            slots: vec![None; WINDOW_SLOTS],
+            highest_seq: 0,
+            highest_fifo_seq: 0,
+            my_aru: 0,
+            aru: 0,
+            set_aru: -1,
+            last_discarded: 0,
+            last_delivered: 0,
+            token_counter: 0,
+            last_token: Token {
+                kind: 0,
+                transmitter: 0,
+                seq: 0,
+                proc_id: 0,
+                aru: 0,
+                aru_last_id: 0,
+                flow_control: 0,
+                body: TokenBody::Regular(Vec::new()),
+            },
+            last_num_retrans: 0,
+            last_num_sent: 0,
+            queues: [DownQueue::default(), DownQueue::default()],
+            active_queue: Queue::Normal,
+            up: vec![Vec::new(); num_procs + 1],
+            bcast_queue: Vec::new(),
+            bcast_bytes: 0,
+            state: State::Op,
+            token_alive: false,
+            membership: me_only.clone(),
+            membership_id: MembershipId {
+                proc_id: opts.me,
+                time: -1,
+            },
+            future_membership: me_only.clone(),
+            future_membership_id: MembershipId::default(),
+            net_membership: me_only,
+            trans_membership: Membership::default(),
+            commit_membership: Membership::default(),
+            trans_memb_id: MembershipId::default(),
+            future_trans_time: 0,
+            last_time_used: -1,
+            my_seg_rep: None,
+            foreign_found: false,
+            f_members: Members::only(opts.me),
+            f_reps: Reps::default(),
+            potential_reps: Vec::new(),
+            commit_set: Members::default(),
+            future_commit_set: Members::default(),
+            last_seq: 0,
+            timers: Timers::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: RingStats::default(),
+            conf: opts.conf,
+        };
+        // 3.17's Memb_init: start as if the token of a one-daemon ring had just been lost.
+        ring.token_loss();
+        ring
+    }
+
+    // ---- the sans-IO interface ------------------------------------------------------------
+
+    /// A datagram arrived on our data or token port.
+    pub fn handle_datagram(&mut self, now: Instant, port: Port, datagram: &[u8]) {
+        self.now = now;
+        match port {
+            Port::Data => self.handle_data_datagram(datagram),
+            Port::Token => match codec::decode_token(datagram) {
+                Ok(token) => self.handle_token(token),
+                Err(e) => tracing::debug!("dropping a token datagram: {e}"),
+            },
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        while let Some(timer) = self.timers.take_due(now) {
+            match timer {
+                Timer::TokenLoss => self.token_loss(),
+                Timer::Hurry => self.token_hurry(),
+                Timer::Alive => self.scast_alive(true),
+                Timer::Join => self.send_join(),
+                Timer::ShiftToSeg => self.shift_to_seg(),
+                Timer::GatherOrRepresented => self.gather_or_represented(),
+                Timer::FormOrFail => self.form_or_fail(),
+                Timer::Lookup => self.lookup_new_members(),
+            }
+        }
+    }
+
+    /// Queues a message (`message_header | groups | data`, in our byte order) to be
+    /// ordered. `kind` is the packet type its service maps to.
+    pub fn submit(&mut self, now: Instant, queue: Queue, kind: u32, message: Bytes) {
+        self.now = now;
+        let fragments = (0..message.len().max(1))
+            .step_by(FRAGMENT_SIZE)
+            .map(|at| message.slice(at..(at + FRAGMENT_SIZE).min(message.len())))
+            .collect();
+        let q = &mut self.queues[queue as usize];
+        q.messages.push_back(DownMessage { kind, fragments });
+        // 3.17's Prot_new_message: a message into an empty queue while the leader holds the
+        // token asks the leader to let it go.
+        if queue == self.active_queue && q.messages.len() == 1 && self.is_token_hold() {
+            let leader = self.active_membership().leader();
+            if leader == Some(self.me) {
+                self.handle_hurry(self.me);
+            } else if let Some(leader) = leader {
+                let hurry = self.control_packet(kind::HURRY, Bytes::new());
+                self.send_packets(Destination::Data(leader), vec![hurry], false);
+            }
+        }
+    }
+
+    /// Which queue the protocol sends from (3.17 switches to the groups queue during the
+    /// state exchange after a configuration change).
+    pub fn set_active_queue(&mut self, queue: Queue) {
+        self.active_queue = queue;
+    }
+
+    pub fn pending_messages(&self, queue: Queue) -> usize {
+        self.queues[queue as usize].messages.len()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<RingEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    pub fn membership_id(&self) -> MembershipId {
+        self.membership_id
+    }
+
+    pub fn conf(&self) -> &RingConf {
+        &self.conf
+    }
+
+    pub fn me(&self) -> ProcId {
+        self.me
+    }
+
+    pub fn stats(&self) -> RingStats {
+        self.stats
+    }
+
+    // ---- clocks -----------------------------------------------------------------------------
+
+    /// Wall-clock seconds now, derived from the monotonic clock we are given.
+    fn wall_secs(&self) -> i32 {
+        (self.wall_clock_at_start
+            + self.now.saturating_duration_since(self.started).as_secs() as i64) as i32
+    }
+
+    fn arm(&mut self, timer: Timer, after: std::time::Duration) {
+        self.timers.arm(timer, self.now, after);
+    }
+
+    // ---- the network layer (network.c) ------------------------------------------------------
+
+    /// The ring the protocol runs on: the future one during EVS.
+    fn active_membership(&self) -> &Membership {
+        if self.state == State::Evs {
+            &self.future_membership
+        } else {
+            &self.membership
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.active_membership().leader() == Some(self.me)
+    }
+
+    fn control_packet(&self, kind: u32, body: Bytes) -> Packet {
+        Packet {
+            kind,
+            transmitter: self.me,
+            proc_id: self.me,
+            memb_id: MembershipId::default(),
+            seq: 0,
+            fifo_seq: 0,
+            index: 0,
+            body,
+        }
+    }
+
+    /// Sends packets as one datagram.
+    fn send_packets(&mut self, to: Destination, mut packets: Vec<Packet>, routed: bool) {
+        if let Some(first) = packets.first_mut() {
+            first.transmitter = self.me;
+            first.kind = if routed {
+                first.kind | kind::ROUTED
+            } else {
+                first.kind & !kind::ROUTED
+            };
+        }
+        let payload = codec::encode_packets(&packets, self.endian);
+        self.transmits.push_back(Transmit { to, payload });
+    }
+
+    /// "To everyone": unicast (ROUTED) to the first member of every other segment of the
+    /// network membership, then broadcast in my segment if it has more than one daemon
+    /// configured. True when something was (or needed no) sending.
+    fn bcast(&mut self, packets: Vec<Packet>) -> bool {
+        let leaders = self
+            .net_membership
+            .other_segment_leaders(self.my_pos.segment);
+        for (_, leader) in &leaders {
+            self.send_packets(Destination::Data(*leader), packets.clone(), true);
+        }
+        if self.conf.bcast_needed(self.my_pos.segment) {
+            self.send_packets(Destination::Segment(self.my_pos.segment), packets, false);
+        }
+        true
+    }
+
+    /// To one segment: broadcast in mine (when needed), or unicast to the first member of
+    /// another (3.17's `Net_scast`).
+    fn scast(&mut self, segment: usize, packets: Vec<Packet>) {
+        if segment == self.my_pos.segment {
+            if self.conf.bcast_needed(segment) {
+                self.send_packets(Destination::Segment(segment), packets, false);
+            }
+        } else if let Some(leader) = self.net_membership.segment_leader(segment) {
+            self.send_packets(Destination::Data(leader), packets, true);
+        }
+    }
+
+    /// Adds a packet to the datagram being packed; true when that flushed a full one.
+    fn queue_bcast(&mut self, packet: Packet) -> bool {
+        let aligned = (self.bcast_bytes + 3) & !3;
+        let len = 32 + packet.body.len();
+        let mut flushed = false;
+        if !self.bcast_queue.is_empty() && aligned + len > MAX_PACKET_SIZE {
+            flushed = self.flush_bcast();
+        }
+        self.bcast_bytes = if self.bcast_queue.is_empty() {
+            len
+        } else {
+            ((self.bcast_bytes + 3) & !3) + len
+        };
+        self.bcast_queue.push(packet);
+        flushed
+    }
+
+    fn flush_bcast(&mut self) -> bool {
+        if self.bcast_queue.is_empty() {
+            return false;
+        }
+        let packets = std::mem::take(&mut self.bcast_queue);
+        self.bcast_bytes = 0;
+        self.bcast(packets)
+    }
+
+    fn send_token(&mut self, token: &Token) {
+        let Some(next) = self.net_membership.token_successor(self.me) else {
+            return;
+        };
+        self.unicast_token(next, token);
+    }
+
+    fn unicast_token(&mut self, to: ProcId, token: &Token) {
+        let mut token = token.clone();
+        token.transmitter = self.me;
+        let payload = codec::encode_token(&token, self.endian);
+        self.transmits.push_back(Transmit {
+            to: Destination::Token(to),
+            payload,
+        });
+    }
+
+    // ---- receiving --------------------------------------------------------------------------
+
+    fn handle_data_datagram(&mut self, datagram: &[u8]) {
+        let (endian, packets) = match codec::decode_packets(datagram) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!("dropping a data datagram: {e}");
+                return;
+            }
+        };
+        let first = &packets[0];
+        if first.transmitter == self.me || self.conf.position(first.transmitter).is_none() {
+            return;
+        }
+        if first.kind & kind::ROUTED != 0 && self.conf.bcast_needed(self.my_pos.segment) {
+            // A segment leader passes routed datagrams on to its own segment.
+            let mut forward = datagram.to_vec();
+            codec::reroute(&mut forward, self.me);
+            self.transmits.push_back(Transmit {
+                to: Destination::Segment(self.my_pos.segment),
+                payload: forward,
+            });
+        }
+        let kind = first.kind & !kind::ROUTED;
+        if kind & (kind::STATUS | kind::FC | kind::PARTITION) != 0 {
+            // Monitor requests: answered by the daemon (status) or ignored for now.
+            return;
+        }
+        if kind & kind::MEMBERSHIP != 0 {
+            let packet = packets.into_iter().next().expect("one packet");
+            self.handle_membership_packet(packet, endian);
+            return;
+        }
+        if kind & kind::HURRY != 0 {
+            let from = first.proc_id;
+            self.handle_hurry(from);
+            return;
+        }
+        if kind & kind::REGULAR == 0 {
+            return;
+        }
+        if first.memb_id != self.membership_id {
+            let packet = packets.into_iter().next().expect("one packet");
+            self.handle_foreign(packet);
+            return;
+        }
+        self.handle_ring_packets(packets);
+    }
+}

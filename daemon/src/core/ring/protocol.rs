@@ -1,0 +1,537 @@
+//! The ordering protocol: tokens, retransmissions, delivery (3.17's `protocol.c`).
+
+use super::msgs::{kind, Packet, Rtr, Token, TokenBody};
+use super::{
+    Destination, Ring, RingEvent, Slot, State, Timer, MAX_SEQ_GAP, TOKEN_BODY_SIZE, WINDOW_SLOTS,
+};
+use bytes::{Bytes, BytesMut};
+
+/// Bytes of a retransmission record's fixed part.
+const RTR_HEADER: usize = 16;
+
+impl Ring {
+    fn slot(&self, seq: i32) -> &Option<Slot> {
+        &self.slots[seq as usize & (WINDOW_SLOTS - 1)]
+    }
+
+    fn slot_mut(&mut self, seq: i32) -> &mut Option<Slot> {
+        &mut self.slots[seq as usize & (WINDOW_SLOTS - 1)]
+    }
+
+    fn has_packet(&self, seq: i32) -> bool {
+        self.slot(seq).is_some()
+    }
+
+    /// Advances `my_aru` over packets we hold.
+    fn advance_my_aru(&mut self) {
+        while self.my_aru < self.highest_seq && self.has_packet(self.my_aru + 1) {
+            self.my_aru += 1;
+        }
+    }
+
+    /// Data packets of my ring (3.17's `Prot_handle_bcast`).
+    pub(super) fn handle_ring_packets(&mut self, packets: Vec<Packet>) {
+        if self.token_alive {
+            self.arm(Timer::TokenLoss, self.timeouts.token);
+            if self.is_leader() {
+                self.arm(Timer::Hurry, self.timeouts.hurry);
+            }
+        }
+        for packet in packets {
+            let seq = packet.seq;
+            if seq <= self.aru
+                || self.has_packet(seq)
+                || self.conf.index_of(packet.proc_id).is_none()
+            {
+                continue;
+            }
+            self.stats.packets_received += 1;
+            self.highest_seq = self.highest_seq.max(seq);
+            *self.slot_mut(seq) = Some(Slot::Received(packet));
+            if seq == self.my_aru + 1 {
+                self.advance_my_aru();
+                self.deliver_agreed();
+            } else {
+                self.deliver_reliable(seq, 1);
+            }
+        }
+    }
+
+    /// A regular token (3.17's `Prot_handle_token`); FORM tokens go to the membership.
+    pub(super) fn handle_token(&mut self, mut token: Token) {
+        if token.kind & kind::FORM != 0 {
+            return self.handle_form_token(token);
+        }
+        if !self.token_alive {
+            return;
+        }
+        let TokenBody::Regular(records) =
+            std::mem::replace(&mut token.body, TokenBody::Regular(Vec::new()))
+        else {
+            return;
+        };
+        if self.is_leader() {
+            // The leader accepts only the token it sent last, come back around.
+            if token.arq() != self.last_token.arq() {
+                return;
+            }
+        } else if token.arq() == self.last_token.arq() {
+            // A copy of a token we already passed on; a higher RETRANS asks us to re-send.
+            if token.retrans() > self.last_token.retrans() {
+                let r = token.retrans();
+                self.last_token.set_retrans(r);
+                self.token_hurry();
+            }
+            return;
+        }
+        self.stats.token_rounds += 1;
+        self.highest_seq = self.highest_seq.max(token.seq);
+        let (num_retrans, mut records, rtr_proc_id, rtr_seg_index) = self.answer_retrans(records);
+        let allowed = self.fc_allowed(token.flow_control as i32);
+        let num_sent = self.send_new_packets(allowed);
+        token.flow_control =
+            (token.flow_control as i32 - self.last_num_retrans - self.last_num_sent
+                + num_retrans
+                + num_sent) as i16;
+        self.last_num_retrans = num_retrans;
+        self.last_num_sent = num_sent;
+        self.advance_my_aru();
+        if self.my_aru < self.highest_seq {
+            self.request_missing(&mut records, rtr_proc_id, rtr_seg_index);
+        }
+        if self.state == State::Evs && self.my_aru == self.highest_seq {
+            self.my_aru = self.last_seq;
+            self.commit_set = self.future_commit_set.clone();
+        }
+        // The aru rule: raise it if I set it last (or it is at the top), lower it if I lag.
+        if token.aru == self.set_aru || token.aru_last_id == self.me || token.aru == token.seq {
+            token.aru = self.my_aru;
+            token.aru_last_id = self.me;
+            self.set_aru = if self.my_aru < self.highest_seq {
+                self.my_aru
+            } else {
+                -1
+            };
+        } else if token.aru > self.my_aru {
+            token.aru = self.my_aru;
+            token.aru_last_id = self.me;
+            self.set_aru = self.my_aru;
+        } else {
+            self.set_aru = -1;
+        }
+        token.proc_id = self.me;
+        if self.state != State::Evs {
+            token.seq = self.highest_seq;
+        }
+        let leader = self.is_leader();
+        if leader {
+            let arq = (token.arq() + 1) % 16;
+            token.set_arq(arq);
+            token.set_retrans(0);
+        }
+        token.body = TokenBody::Regular(records);
+        if !(leader && self.is_token_hold()) {
+            self.send_token(&token);
+            let copies = self.extra_token_copies(&token);
+            for _ in 0..copies {
+                self.send_token(&token);
+            }
+        }
+        if leader {
+            self.arm(Timer::Hurry, self.timeouts.hurry);
+        }
+        self.arm(Timer::TokenLoss, self.timeouts.token);
+        // The safe line: what every member had by the time the token passed twice.
+        self.aru = token.aru.min(self.last_token.aru);
+        if self.highest_seq == self.aru {
+            self.token_counter += 1;
+        } else {
+            self.token_counter = 0;
+        }
+        token.body = TokenBody::Regular(Vec::new());
+        self.last_token = token;
+        self.discard_packets();
+        self.deliver_agreed();
+        self.deliver_reliable(self.highest_seq - num_sent + 1, num_sent);
+    }
+
+    /// Extra copies of a token: in a wide network the last daemon of a segment sends twice
+    /// more, and a token being re-sent (RETRANS > 1) goes twice more.
+    fn extra_token_copies(&self, token: &Token) -> usize {
+        let mut copies = 0;
+        if self.wide && self.active_membership().segment_last(self.my_pos.segment) == Some(self.me)
+        {
+            copies += 2;
+        }
+        if token.retrans() > 1 {
+            copies += 2;
+        }
+        copies
+    }
+
+    /// How many datagrams we may send on this visit (3.17's `FC_allowed`).
+    fn fc_allowed(&self, flow_control: i32) -> i32 {
+        if self.state == State::Evs || self.highest_seq > self.aru + MAX_SEQ_GAP {
+            return 0;
+        }
+        let (window, personal) = (self.flow.window, self.flow.personal_window);
+        (window + personal - flow_control)
+            .max(0)
+            .min(window)
+            .min(personal)
+    }
+
+    /// Answers the requests of my ring on the token; keeps other rings' records. Returns the
+    /// datagrams sent, the records to pass on, and how my own request must be answered.
+    fn answer_retrans(&mut self, records: Vec<Rtr>) -> (i32, Vec<Rtr>, i32, i16) {
+        let mut num_retrans = 0;
+        let mut keep = Vec::new();
+        let mut rtr_proc_id = self.me as i32;
+        let mut rtr_seg_index = self.my_pos.segment as i16;
+        for record in records {
+            if record.memb_id != self.membership_id {
+                keep.push(record);
+                continue;
+            }
+            for &seq in &record.seqs {
+                let packet = match self.slot(seq) {
+                    Some(Slot::Received(p)) | Some(Slot::Delivered(p)) if seq >= self.aru => {
+                        Some(p.clone())
+                    }
+                    _ => None,
+                };
+                let Some(packet) = packet else {
+                    // Cannot answer: whoever can must answer more widely.
+                    rtr_proc_id = -1;
+                    if record.seg_index != self.my_pos.segment as i16 {
+                        rtr_seg_index = -1;
+                    }
+                    continue;
+                };
+                self.stats.retransmissions += 1;
+                if record.proc_id != -1 {
+                    self.send_packets(
+                        Destination::Data(record.proc_id as u32),
+                        vec![packet],
+                        false,
+                    );
+                    num_retrans += 1;
+                } else if record.seg_index != -1 {
+                    self.scast(record.seg_index as usize, vec![packet]);
+                    num_retrans += 1;
+                } else if self.queue_bcast(packet) {
+                    num_retrans += 1;
+                }
+            }
+        }
+        if self.flush_bcast() {
+            num_retrans += 1;
+        }
+        (num_retrans, keep, rtr_proc_id, rtr_seg_index)
+    }
+
+    /// Appends my request for what I miss, as far as the token has room.
+    fn request_missing(&mut self, records: &mut Vec<Rtr>, proc_id: i32, seg_index: i16) {
+        let used: usize = records.iter().map(|r| RTR_HEADER + 4 * r.seqs.len()).sum();
+        let Some(mut room) = TOKEN_BODY_SIZE
+            .checked_sub(used + RTR_HEADER)
+            .map(|b| b / 4)
+        else {
+            return;
+        };
+        if room <= 1 {
+            return;
+        }
+        let mut seqs = Vec::new();
+        let mut seq = self.my_aru + 1;
+        while seq <= self.highest_seq && room > 0 {
+            if !self.has_packet(seq) {
+                seqs.push(seq);
+            }
+            seq += 1;
+            room -= 1;
+        }
+        records.push(Rtr {
+            memb_id: self.membership_id,
+            proc_id,
+            seg_index,
+            seqs,
+        });
+    }
+
+    /// Sends packets from the active queue; returns datagrams sent (3.17's
+    /// `Send_new_packets`: the allowance counts datagrams, several packets may share one).
+    fn send_new_packets(&mut self, allowed: i32) -> i32 {
+        let mut sent = 0;
+        let q = self.active_queue as usize;
+        while sent < allowed {
+            let Some(message) = self.queues[q].messages.front() else {
+                break;
+            };
+            let fragment = self.queues[q].sent;
+            let total = message.fragments.len();
+            let body = message.fragments[fragment].clone();
+            let packet_kind = message.kind;
+            self.highest_seq += 1;
+            self.highest_fifo_seq += 1;
+            let index = if fragment + 1 < total {
+                self.queues[q].sent += 1;
+                (fragment + 1) as i16
+            } else {
+                self.queues[q].messages.pop_front();
+                self.queues[q].sent = 0;
+                -(total as i16)
+            };
+            let packet = Packet {
+                kind: packet_kind,
+                transmitter: self.me,
+                proc_id: self.me,
+                memb_id: self.membership_id,
+                seq: self.highest_seq,
+                fifo_seq: self.highest_fifo_seq,
+                index,
+                body,
+            };
+            self.stats.packets_sent += 1;
+            *self.slot_mut(packet.seq) = Some(Slot::Received(packet.clone()));
+            if self.queue_bcast(packet) {
+                sent += 1;
+            }
+        }
+        if self.flush_bcast() {
+            sent += 1;
+        }
+        sent
+    }
+
+    /// Single-packet RELIABLE messages are delivered on arrival (3.17's
+    /// `Deliver_reliable_packets`).
+    pub(super) fn deliver_reliable(&mut self, start: i32, count: i32) {
+        if self.state == State::Evs || count <= 0 {
+            return;
+        }
+        let end = start + count - 1;
+        for seq in start.max(self.last_delivered + 1)..=end {
+            let reliable_single = matches!(self.slot(seq),
+                Some(Slot::Received(p)) if p.kind & kind::RELIABLE != 0 && p.index == -1);
+            if reliable_single {
+                self.deliver_packet(seq);
+            }
+        }
+    }
+
+    /// Delivers in seq order up to `my_aru`, stopping at a SAFE packet not yet safe.
+    pub(super) fn deliver_agreed(&mut self) {
+        if self.my_aru <= self.last_delivered || self.state == State::Evs {
+            return;
+        }
+        while self.last_delivered < self.my_aru {
+            let seq = self.last_delivered + 1;
+            match self.slot(seq) {
+                Some(Slot::Received(p)) => {
+                    if p.kind & kind::SAFE != 0 {
+                        return;
+                    }
+                    self.deliver_packet(seq);
+                }
+                Some(Slot::Delivered(_)) => {}
+                _ => {
+                    tracing::error!(
+                        "delivery found no packet {seq} below my aru {}",
+                        self.my_aru
+                    );
+                    return;
+                }
+            }
+            self.last_delivered = seq;
+        }
+    }
+
+    /// Hands one packet to reassembly; a message's last fragment completes it.
+    fn deliver_packet(&mut self, seq: i32) {
+        let Some(Slot::Received(packet)) = self.slot_mut(seq).take() else {
+            return;
+        };
+        let queue = if packet.kind & kind::RELIABLE != 0 && packet.index == -1 {
+            self.up.len() - 1
+        } else {
+            self.conf.index_of(packet.proc_id).expect("known sender")
+        };
+        let position = packet.index.unsigned_abs() as usize;
+        let fragments = &mut self.up[queue];
+        if fragments.len() + 1 != position {
+            tracing::error!(
+                "fragment {} of a message from {:#x} arrived after {} fragments; dropping the message",
+                packet.index,
+                packet.proc_id,
+                fragments.len()
+            );
+            fragments.clear();
+        } else {
+            fragments.push(packet.body.clone());
+        }
+        let last = packet.index < 0;
+        *self.slot_mut(seq) = Some(Slot::Delivered(packet));
+        if last && !self.up[queue].is_empty() {
+            let fragments = std::mem::take(&mut self.up[queue]);
+            let message = if fragments.len() == 1 {
+                fragments.into_iter().next().expect("one")
+            } else {
+                let mut whole = BytesMut::with_capacity(fragments.iter().map(Bytes::len).sum());
+                for f in &fragments {
+                    whole.extend_from_slice(f);
+                }
+                whole.freeze()
+            };
+            self.events.push_back(RingEvent::Deliver(message));
+        }
+    }
+
+    /// Frees what every member has; delivers SAFE packets that became safe; in EVS, once
+    /// the old rings are recovered, installs the transitional and the regular configuration
+    /// (3.17's `Discard_packets`).
+    pub(super) fn discard_packets(&mut self) {
+        if self.aru <= self.last_discarded {
+            return;
+        }
+        if self.state != State::Evs {
+            for seq in self.last_discarded + 1..=self.aru {
+                if matches!(self.slot(seq), Some(Slot::Received(_))) {
+                    self.deliver_packet(seq);
+                }
+                *self.slot_mut(seq) = None;
+            }
+            self.last_discarded = self.aru;
+            self.last_delivered = self.last_delivered.max(self.last_discarded);
+            return;
+        }
+        if self.aru != self.last_seq {
+            return;
+        }
+        self.install_configuration();
+    }
+
+    /// EVS is over: deliver what precedes the transitional signal, the signal, the rest,
+    /// then the regular configuration.
+    fn install_configuration(&mut self) {
+        // Up to the first hole or the first SAFE packet, before the transitional signal.
+        let mut seq = self.last_discarded + 1;
+        while seq <= self.highest_seq {
+            match self.slot(seq) {
+                Some(Slot::Hole) => break,
+                Some(Slot::Received(p)) if p.kind & kind::SAFE != 0 => break,
+                Some(Slot::Received(_)) => self.deliver_packet(seq),
+                _ => {}
+            }
+            *self.slot_mut(seq) = None;
+            self.last_discarded = seq;
+            seq += 1;
+        }
+        self.memb_transitional();
+        self.events.push_back(RingEvent::Transitional {
+            members: self.trans_membership.ids().collect(),
+            id: self.trans_memb_id,
+        });
+        // The rest; after the first hole only from daemons of the commit set.
+        let mut found_hole = false;
+        for seq in self.last_discarded + 1..=self.highest_seq {
+            match self.slot(seq) {
+                Some(Slot::Hole) => found_hole = true,
+                Some(Slot::Received(p))
+                    if !found_hole || self.commit_membership.contains(p.proc_id) =>
+                {
+                    self.deliver_packet(seq)
+                }
+                _ => {}
+            }
+            *self.slot_mut(seq) = None;
+        }
+        // Half-received messages of others are gone; ours restarts from its first fragment.
+        let q = self.active_queue as usize;
+        self.queues[q].sent = 0;
+        for fragments in &mut self.up {
+            fragments.clear();
+        }
+        self.memb_regular();
+        self.events.push_back(RingEvent::Regular {
+            members: self.membership.ids().collect(),
+            id: self.membership_id,
+        });
+        self.last_token.aru = 0;
+        self.highest_seq = 0;
+        self.highest_fifo_seq = 0;
+        self.my_aru = 0;
+        self.aru = 0;
+        self.set_aru = -1;
+        self.last_discarded = 0;
+        self.last_delivered = 0;
+        self.token_counter = 0;
+    }
+
+    /// The leader keeps the token while the ring is idle (3.17's `To_hold_token`).
+    pub(super) fn is_token_hold(&self) -> bool {
+        (self.state == State::Op || (self.state == State::Gather && self.token_alive))
+            && self.last_token.retrans() <= 1
+            && self.aru == self.highest_seq
+            && self.token_counter > 1
+    }
+
+    /// Someone has a message for a ring whose token the leader holds.
+    pub(super) fn handle_hurry(&mut self, from: u32) {
+        if self.is_leader() && self.is_token_hold() && self.active_membership().contains(from) {
+            self.token_hurry();
+        }
+    }
+
+    /// Re-sends the last token; the leader counts it in RETRANS (3.17's
+    /// `Prot_token_hurry`).
+    pub(super) fn token_hurry(&mut self) {
+        self.last_token.body = TokenBody::Regular(Vec::new());
+        if self.is_leader() {
+            let r = self.last_token.retrans() + 1;
+            self.last_token.set_retrans(r);
+            self.arm(Timer::Hurry, self.timeouts.hurry);
+        }
+        let token = self.last_token.clone();
+        self.send_token(&token);
+        if self.wide && self.active_membership().segment_last(self.my_pos.segment) == Some(self.me)
+        {
+            self.send_token(&token);
+        }
+        if token.retrans() > 1 {
+            self.send_token(&token);
+            self.send_token(&token);
+        }
+    }
+
+    /// Token loss during EVS: forget the placeholders and fall back to the old ring's
+    /// numbers (3.17's `Backoff_membership`).
+    pub(super) fn backoff_membership(&mut self) {
+        for seq in self.last_discarded + 1..=self.highest_seq {
+            if matches!(self.slot(seq), Some(Slot::Hole)) {
+                *self.slot_mut(seq) = None;
+            }
+        }
+        self.aru = self.last_discarded;
+        self.my_aru = self.last_discarded;
+        self.advance_my_aru();
+    }
+
+    /// Marks sequence numbers as holes no member has (EVS placeholders).
+    pub(super) fn mark_holes(&mut self, holes: &[i32]) {
+        for &seq in holes {
+            if self.slot(seq).is_none() {
+                *self.slot_mut(seq) = Some(Slot::Hole);
+            }
+        }
+    }
+
+    /// The sequence numbers in `from..=to` we do not have.
+    pub(super) fn missing(&self, from: i32, to: i32) -> Vec<i32> {
+        (from..=to).filter(|s| !self.has_packet(*s)).collect()
+    }
+
+    pub(super) fn holds(&self, seq: i32) -> bool {
+        self.has_packet(seq)
+    }
+}

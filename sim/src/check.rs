@@ -1,0 +1,358 @@
+//! Extended Virtual Synchrony, checked on what every client delivered.
+//!
+//! A client's history is cut into *epochs*, one per regular view of its group; a
+//! transitional signal splits an epoch into its regular and transitional part. The checks:
+//! (a) clients of one view deliver the ordered services in the same order; (b) no gaps in a
+//! sender's stream within a view; (c) a SAFE message delivered in a view's regular part
+//! reaches every member of that view that did not crash; (d) views are installed once, in
+//! the same order everywhere, with the same members, transitional before the next regular;
+//! (e) a message is delivered in the same view (and part) by everyone who delivers it;
+//! (f) no duplicates; (g) every client that stayed connected delivered its own messages;
+//! and at the end, every connected client shares one view and the last round of messages.
+
+use crate::world::{ClientLog, Logged};
+use spread::{GroupId, ServiceKind};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which property: "a" to "g", or "final".
+    pub property: &'static str,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "({}) {}", self.property, self.detail)
+    }
+}
+
+type MsgId = (u32, u32);
+
+#[derive(Debug)]
+struct Epoch {
+    view: GroupId,
+    members: Vec<String>,
+    /// (message, service, delivered after the transitional signal)
+    messages: Vec<(MsgId, ServiceKind, bool)>,
+    transitional: bool,
+}
+
+fn epochs(log: &ClientLog, out: &mut Vec<Violation>) -> Vec<Epoch> {
+    let mut epochs: Vec<Epoch> = Vec::new();
+    for event in &log.events {
+        match event {
+            Logged::Regular { id, members } => epochs.push(Epoch {
+                view: *id,
+                members: members.clone(),
+                messages: Vec::new(),
+                transitional: false,
+            }),
+            Logged::Transitional { id } => match epochs.last_mut() {
+                Some(e) if !e.transitional && e.view == *id => e.transitional = true,
+                _ => out.push(Violation {
+                    property: "d",
+                    detail: format!(
+                        "client {} got a transitional signal for {id:?} outside that view",
+                        log.name
+                    ),
+                }),
+            },
+            Logged::Message {
+                sender,
+                seq,
+                service,
+            } => match epochs.last_mut() {
+                Some(e) => {
+                    let t = e.transitional;
+                    e.messages.push(((*sender, *seq), *service, t))
+                }
+                None => out.push(Violation {
+                    property: "e",
+                    detail: format!(
+                        "client {} delivered {sender}/{seq} before any view",
+                        log.name
+                    ),
+                }),
+            },
+        }
+    }
+    epochs
+}
+
+fn ordered(service: ServiceKind) -> bool {
+    !matches!(service, ServiceKind::Reliable | ServiceKind::Unreliable)
+}
+
+/// Checks every property; an empty list means the run kept Extended Virtual Synchrony.
+pub fn check(logs: &[ClientLog]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let all: Vec<(&ClientLog, Vec<Epoch>)> =
+        logs.iter().map(|l| (l, epochs(l, &mut out))).collect();
+
+    // (f) no duplicates; (d) each view once per client.
+    for (log, eps) in &all {
+        let mut seen = BTreeSet::new();
+        let mut views = BTreeSet::new();
+        for e in eps {
+            if !views.insert(key(e.view)) {
+                out.push(v(
+                    "d",
+                    format!("client {} installed view {:?} twice", log.name, e.view),
+                ));
+            }
+            for (m, _, _) in &e.messages {
+                if !seen.insert(*m) {
+                    out.push(v("f", format!("client {} delivered {m:?} twice", log.name)));
+                }
+            }
+        }
+    }
+
+    // (d) same members for one view; same order of common views.
+    let mut members_of: HashMap<(u32, i32, i32), (&str, &Vec<String>)> = HashMap::new();
+    for (log, eps) in &all {
+        for e in eps {
+            match members_of.get(&key(e.view)) {
+                Some((who, m)) if *m != &e.members => out.push(v(
+                    "d",
+                    format!(
+                        "view {:?}: {} sees {:?}, {} sees {:?}",
+                        e.view, who, m, log.name, e.members
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    members_of.insert(key(e.view), (&log.name, &e.members));
+                }
+            }
+        }
+    }
+    for (i, (a, ea)) in all.iter().enumerate() {
+        for (b, eb) in all.iter().skip(i + 1) {
+            let in_b: BTreeSet<_> = eb.iter().map(|e| key(e.view)).collect();
+            let common_a: Vec<_> = ea
+                .iter()
+                .map(|e| key(e.view))
+                .filter(|k| in_b.contains(k))
+                .collect();
+            let in_a: BTreeSet<_> = ea.iter().map(|e| key(e.view)).collect();
+            let common_b: Vec<_> = eb
+                .iter()
+                .map(|e| key(e.view))
+                .filter(|k| in_a.contains(k))
+                .collect();
+            if common_a != common_b {
+                out.push(v(
+                    "d",
+                    format!(
+                        "{} and {} installed common views in different orders",
+                        a.name, b.name
+                    ),
+                ));
+            }
+        }
+    }
+
+    // (e) same view and part for every delivery of a message; (a) same order within a view.
+    let mut delivered_in: HashMap<MsgId, ((u32, i32, i32), bool, &str)> = HashMap::new();
+    for (log, eps) in &all {
+        for e in eps {
+            for (m, _, t) in &e.messages {
+                match delivered_in.get(m) {
+                    Some((view, part, who)) if (*view, *part) != (key(e.view), *t) => out.push(v(
+                        "e",
+                        format!(
+                            "{m:?}: {who} delivered it in {view:?}/{}, {} in {:?}/{}",
+                            part_name(*part),
+                            log.name,
+                            key(e.view),
+                            part_name(*t)
+                        ),
+                    )),
+                    Some(_) => {}
+                    None => {
+                        delivered_in.insert(*m, (key(e.view), *t, &log.name));
+                    }
+                }
+            }
+        }
+    }
+    let mut by_view: BTreeMap<(u32, i32, i32), Vec<(&ClientLog, &Epoch)>> = BTreeMap::new();
+    for (log, eps) in &all {
+        for e in eps {
+            by_view.entry(key(e.view)).or_default().push((log, e));
+        }
+    }
+    for (view, clients) in &by_view {
+        for (i, (a, ea)) in clients.iter().enumerate() {
+            for (b, eb) in clients.iter().skip(i + 1) {
+                let sa: BTreeSet<MsgId> = ea
+                    .messages
+                    .iter()
+                    .filter(|m| ordered(m.1))
+                    .map(|m| m.0)
+                    .collect();
+                let sb: BTreeSet<MsgId> = eb
+                    .messages
+                    .iter()
+                    .filter(|m| ordered(m.1))
+                    .map(|m| m.0)
+                    .collect();
+                let oa: Vec<MsgId> = ea
+                    .messages
+                    .iter()
+                    .filter(|m| ordered(m.1) && sb.contains(&m.0))
+                    .map(|m| m.0)
+                    .collect();
+                let ob: Vec<MsgId> = eb
+                    .messages
+                    .iter()
+                    .filter(|m| ordered(m.1) && sa.contains(&m.0))
+                    .map(|m| m.0)
+                    .collect();
+                if oa != ob {
+                    out.push(v(
+                        "a",
+                        format!(
+                            "view {view:?}: {} and {} deliver in different orders",
+                            a.name, b.name
+                        ),
+                    ));
+                }
+            }
+        }
+        // (c) SAFE in the regular part reaches every member of the view that did not crash.
+        for (a, ea) in clients {
+            for (m, service, t) in &ea.messages {
+                if *service != ServiceKind::Safe || *t {
+                    continue;
+                }
+                for member in &ea.members {
+                    let Some((b, eb)) = clients.iter().find(|(l, _)| &l.name == member) else {
+                        continue;
+                    };
+                    let crashed_here = b.crashed && all_last_view(b, &all) == Some(*view);
+                    if !crashed_here && !eb.messages.iter().any(|x| x.0 == *m) {
+                        out.push(v(
+                            "c",
+                            format!(
+                                "view {view:?}: {} delivered SAFE {m:?} but member {} never did",
+                                a.name, b.name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    // (b) no gaps in a sender's stream within a view.
+    for (log, eps) in &all {
+        let mut earlier: BTreeSet<MsgId> = BTreeSet::new();
+        for e in eps {
+            let mut per_sender: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+            for (m, _, _) in &e.messages {
+                per_sender.entry(m.0).or_default().push(m.1);
+            }
+            let here: BTreeSet<MsgId> = e.messages.iter().map(|m| m.0).collect();
+            for (sender, seqs) in per_sender {
+                let (lo, hi) = (
+                    *seqs.iter().min().expect("some"),
+                    *seqs.iter().max().expect("some"),
+                );
+                for s in lo..=hi {
+                    if !here.contains(&(sender, s)) && !earlier.contains(&(sender, s)) {
+                        out.push(v(
+                            "b",
+                            format!(
+                                "client {} in view {:?}: gap at {sender}/{s}",
+                                log.name, e.view
+                            ),
+                        ));
+                        break;
+                    }
+                }
+            }
+            earlier.extend(here);
+        }
+    }
+
+    // (g) self-delivery for clients that stayed connected.
+    for (log, eps) in &all {
+        if !log.alive_at_end {
+            continue;
+        }
+        let got: BTreeSet<MsgId> = eps
+            .iter()
+            .flat_map(|e| e.messages.iter().map(|m| m.0))
+            .collect();
+        for (seq, _, discard) in &log.sent {
+            if !discard && !got.contains(&(log.client, *seq)) {
+                out.push(v(
+                    "g",
+                    format!("client {} never delivered its own message {seq}", log.name),
+                ));
+                break;
+            }
+        }
+    }
+
+    // Liveness: everyone connected ends in one view with everyone's last message.
+    let alive: Vec<&(&ClientLog, Vec<Epoch>)> =
+        all.iter().filter(|(l, _)| l.alive_at_end).collect();
+    if let Some((first, first_eps)) = alive.first() {
+        let final_view = first_eps.last().map(|e| key(e.view));
+        for (log, eps) in &alive {
+            if eps.last().map(|e| key(e.view)) != final_view {
+                out.push(v(
+                    "final",
+                    format!(
+                        "{} ends in {:?}, {} in {:?}",
+                        first.name,
+                        final_view,
+                        log.name,
+                        eps.last().map(|e| key(e.view))
+                    ),
+                ));
+            }
+            let got: BTreeSet<MsgId> = eps
+                .iter()
+                .flat_map(|e| e.messages.iter().map(|m| m.0))
+                .collect();
+            for (other, _) in &alive {
+                if let Some((seq, _, _)) = other.sent.last() {
+                    if !got.contains(&(other.client, *seq)) {
+                        out.push(v(
+                            "final",
+                            format!("{} never got {}'s last message", log.name, other.name),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn all_last_view(log: &ClientLog, all: &[(&ClientLog, Vec<Epoch>)]) -> Option<(u32, i32, i32)> {
+    all.iter()
+        .find(|(l, _)| l.client == log.client)
+        .and_then(|(_, e)| e.last().map(|e| key(e.view)))
+}
+
+fn key(g: GroupId) -> (u32, i32, i32) {
+    (g.proc_id, g.time, g.index)
+}
+
+fn part_name(transitional: bool) -> &'static str {
+    if transitional {
+        "transitional"
+    } else {
+        "regular"
+    }
+}
+
+fn v(property: &'static str, detail: String) -> Violation {
+    Violation { property, detail }
+}
