@@ -13,3 +13,39 @@ mod world;
 pub use check::{check, Violation};
 pub use rng::Rng;
 pub use world::{ClientLog, Faults, Logged, Scenario, World};
+
+/// The outcome of one seeded run.
+#[derive(Debug)]
+pub struct RunReport {
+    pub seed: u64,
+    pub daemons: usize,
+    pub clients: usize,
+    pub messages_delivered: usize,
+    pub steps: u64,
+    pub violations: Vec<Violation>,
+}
+
+/// Runs one seed: the scenario, faults and traffic all come from it.
+pub fn run_seed(seed: u64, daemons: usize) -> RunReport {
+    let mut rng = Rng::new(seed);
+    let scenario = Scenario::random(&mut rng, daemons);
+    let world = World::new(seed, scenario);
+    let logs = world.run();
+    let violations = check(&logs);
+    RunReport {
+        seed,
+        daemons,
+        clients: logs.len(),
+        messages_delivered: logs
+            .iter()
+            .map(|l| {
+                l.events
+                    .iter()
+                    .filter(|e| matches!(e, Logged::Message { .. }))
+                    .count()
+            })
+            .sum(),
+        steps: 0,
+        violations,
+    }
+}

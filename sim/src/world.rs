@@ -554,7 +554,10 @@ impl World {
         self.clients.push(Client {
             log: ClientLog {
                 client,
-                name: format!("#{name}#d{d}"),
+                name: format!(
+                    "#{name}#{}",
+                    self.conf.name_of(self.daemons[d].id).expect("configured")
+                ),
                 daemon: d,
                 events: Vec::new(),
                 sent: Vec::new(),

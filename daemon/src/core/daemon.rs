@@ -792,6 +792,7 @@ impl Daemon {
         } else {
             None
         };
+        tracing::trace!(daemon = %self.opts.identity.name, from = %header.private_group, ?targets, "deliver data");
         for &conn in &targets {
             if Some(conn) != sender {
                 self.queue(conn, message.clone());
@@ -960,9 +961,11 @@ impl Daemon {
             match event {
                 RingEvent::Deliver(message) => self.deliver_from_ring(message),
                 RingEvent::Transitional { members, id } => {
+                    tracing::debug!(daemon = %self.opts.identity.name, ?members, ?id, state = ?self.groups.state(), "transitional configuration");
                     self.groups.transitional(&members, id, &mut notices);
                 }
                 RingEvent::Regular { members, id } => {
+                    tracing::debug!(daemon = %self.opts.identity.name, ?members, ?id, state = ?self.groups.state(), "regular configuration");
                     let outcome = self.groups.regular(&members, id, &mut notices);
                     if !outcome.groups_messages.is_empty() {
                         let now = self.now;
@@ -1021,6 +1024,7 @@ impl Daemon {
             Bytes::from(fixed)
         };
         let t = header.msg_type;
+        tracing::trace!(daemon = %self.opts.identity.name, "delivered type {t:#x} from {}", header.private_group);
         let first_group =
             || GroupName::from_field(&message[HEADER_LEN..HEADER_LEN + MAX_GROUP_NAME]);
         let member = header.private_group;
@@ -1062,6 +1066,7 @@ impl Daemon {
                     &mut notices,
                     &lookup,
                 );
+                tracing::debug!(daemon = %self.opts.identity.name, sender, done, state = ?self.groups.state(), "GROUPS message");
                 if done {
                     if let Some(ring) = self.ring.as_mut() {
                         ring.set_active_queue(Queue::Normal);

@@ -393,6 +393,7 @@ impl Groups {
                     }
                     self.state = GState::Op;
                 } else {
+                    self.mark_changed_for_exchange(id);
                     self.own_bodies = self.build_groups_bodies();
                     outcome.groups_messages = self.groups_messages();
                     self.state = GState::Gather;
@@ -403,11 +404,10 @@ impl Groups {
                 self.reg_memb_id = id;
                 self.gathered.clear();
                 self.daemons_gathered = 0;
-                let stamp = id;
-                for body in &mut self.own_bodies {
-                    body[0..4].copy_from_slice(&self.endian.u32_bytes(stamp.proc_id));
-                    body[4..8].copy_from_slice(&self.endian.i32_bytes(stamp.time));
-                }
+                // 3.17 re-stamps the bodies it built before; we rebuild them from the table
+                // as it is now (members lost meanwhile are gone from it).
+                self.mark_changed_for_exchange(id);
+                self.own_bodies = self.build_groups_bodies();
                 outcome.groups_messages = self.groups_messages();
                 self.state = GState::Gather;
             }
@@ -438,6 +438,7 @@ impl Groups {
             time: writer.read_i32(body[4..8].try_into().expect("4")),
         };
         if id != self.reg_memb_id {
+            tracing::debug!(?id, expected = ?self.reg_memb_id, "GROUPS message of another configuration ignored");
             return false;
         }
         self.gathered.push((sender, message.clone()));
@@ -456,6 +457,20 @@ impl Groups {
             self.transitional(&trans, id, notices);
         }
         true
+    }
+
+    /// Before the exchange, changed groups take the id `(new ring, -1)`, as 3.17's own
+    /// design notes say (its code leaves the transitional id). A daemon that learns such a
+    /// group only from the exchange can then tell it changed, and every daemon gives it the
+    /// same new id; with the transitional id left in place, daemons that lost members and
+    /// daemons that merged in would number the same view differently.
+    fn mark_changed_for_exchange(&mut self, reg: MembershipId) {
+        for g in self.groups.values_mut().filter(|g| g.changed) {
+            g.id = GroupId {
+                memb_id: reg,
+                index: -1,
+            };
+        }
     }
 
     fn drop_partitioned(&mut self) {
@@ -579,7 +594,7 @@ impl Groups {
                 members: BTreeMap::new(),
             });
             g.members.clear();
-            let mut changed = g.changed;
+            let mut changed = g.changed || reported.iter().any(|(id, _, _)| id.memb_id == reg_id);
             let mut vs_set = Vec::new();
             for (id, members, daemon) in reported {
                 if id == g.id {

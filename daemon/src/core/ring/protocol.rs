@@ -304,21 +304,13 @@ impl Ring {
         sent
     }
 
-    /// Single-packet RELIABLE messages are delivered on arrival (3.17's
-    /// `Deliver_reliable_packets`).
-    pub(super) fn deliver_reliable(&mut self, start: i32, count: i32) {
-        if self.state == State::Evs || count <= 0 {
-            return;
-        }
-        let end = start + count - 1;
-        for seq in start.max(self.last_delivered + 1)..=end {
-            let reliable_single = matches!(self.slot(seq),
-                Some(Slot::Received(p)) if p.kind & kind::RELIABLE != 0 && p.index == -1);
-            if reliable_single {
-                self.deliver_packet(seq);
-            }
-        }
-    }
+    /// 3.17 delivers single-packet RELIABLE messages the moment they arrive
+    /// (`Deliver_reliable_packets`). That lets such a message overtake the JOIN ordered
+    /// before it — even its own sender's — so a member can miss a message that the total
+    /// order places inside its view. We deliver RELIABLE in the total order like the other
+    /// services; it costs at most one token rotation of latency, and each daemon decides
+    /// delivery locally, so 3.17 peers are unaffected.
+    pub(super) fn deliver_reliable(&mut self, _start: i32, _count: i32) {}
 
     /// Delivers in seq order up to `my_aru`, stopping at a SAFE packet not yet safe.
     pub(super) fn deliver_agreed(&mut self) {
