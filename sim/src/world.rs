@@ -131,6 +131,8 @@ struct Client {
 
 struct SimDaemon {
     id: ProcId,
+    /// The ring time kept across restarts, as the real daemon keeps it in a state file.
+    last_time_used: Option<i32>,
     core: Option<Daemon>,
     restart_at: Option<Instant>,
     incarnation: u32,
@@ -200,6 +202,7 @@ impl World {
             .all()
             .map(|p| SimDaemon {
                 id: p.id,
+                last_time_used: None,
                 core: None,
                 restart_at: None,
                 incarnation: 0,
@@ -419,6 +422,7 @@ impl World {
             flow: Default::default(),
             endian: Endian::Little,
             wall_clock_secs: wall,
+            last_time_used: self.daemons[d].last_time_used,
         });
         self.daemons[d].core = Some(Daemon::new_at(opts, self.now));
         self.daemons[d].restart_at = None;
@@ -430,6 +434,9 @@ impl World {
     }
 
     fn crash(&mut self, d: usize) {
+        if let Some(ring) = self.daemons[d].core.as_ref().and_then(|c| c.ring()) {
+            self.daemons[d].last_time_used = Some(ring.last_time_used());
+        }
         self.daemons[d].core = None;
         let (gone, kept): (Vec<Client>, Vec<Client>) =
             self.clients.drain(..).partition(|c| c.log.daemon == d);

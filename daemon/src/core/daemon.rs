@@ -1024,7 +1024,7 @@ impl Daemon {
             Bytes::from(fixed)
         };
         let t = header.msg_type;
-        tracing::trace!(daemon = %self.opts.identity.name, "delivered type {t:#x} from {}", header.private_group);
+        tracing::trace!(daemon = %self.opts.identity.name, tail = ?&message[message.len().saturating_sub(8)..], "delivered type {t:#x} from {}", header.private_group);
         let first_group =
             || GroupName::from_field(&message[HEADER_LEN..HEADER_LEN + MAX_GROUP_NAME]);
         let member = header.private_group;

@@ -112,7 +112,9 @@ pub fn decode_token(datagram: &[u8]) -> Result<Token, WireError> {
     })
 }
 
-pub fn encode_token(token: &Token, endian: Endian) -> Vec<u8> {
+/// A token's bytes, or why it does not fit 3.17's limits (a FORM token with too many holes
+/// or rings: 3.17 dies on those; we refuse to send them).
+pub fn encode_token(token: &Token, endian: Endian) -> Result<Vec<u8>, WireError> {
     let header = TokenHeader {
         type_word: token.kind,
         transmitter_id: token.transmitter,
@@ -141,12 +143,11 @@ pub fn encode_token(token: &Token, endian: Endian) -> Vec<u8> {
             reps,
             rings,
         } => Form1Body {
-            members: members_to(members),
+            members: members_to(members)?,
             reps: RepsTable::from_reps(
                 &reps.reps.iter().map(rep_to).collect::<Vec<_>>(),
                 reps.rep_index as i16,
-            )
-            .expect("at most 25 reps"),
+            )?,
             rings: rings.iter().map(ring_to).collect(),
         }
         .encode(endian),
@@ -155,14 +156,13 @@ pub fn encode_token(token: &Token, endian: Endian) -> Vec<u8> {
             memb_id,
             rings,
         } => Form2Body {
-            members: members_to(members),
+            members: members_to(members)?,
             ring_id: *memb_id,
             rings: rings.iter().map(ring_to).collect(),
         }
         .encode(endian),
-    }
-    .expect("the ring keeps its tokens within 3.17's limits");
-    wire_token(&header, endian, &body).expect("token within limits")
+    }?;
+    wire_token(&header, endian, &body)
 }
 
 /// An ALIVE body: the listed members.
@@ -216,9 +216,9 @@ fn members_from(t: &MembersTable) -> Members {
     }
 }
 
-fn members_to(m: &Members) -> MembersTable {
+fn members_to(m: &Members) -> Result<MembersTable, WireError> {
     let total = (m.num_members + m.num_pending).min(m.ids.len());
-    MembersTable::from_ids(&m.ids[..total], m.num_members.min(total)).expect("at most 128 members")
+    MembersTable::from_ids(&m.ids[..total], m.num_members.min(total))
 }
 
 fn rep_from(r: &RepInfo) -> Rep {

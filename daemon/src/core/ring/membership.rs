@@ -456,7 +456,8 @@ impl Ring {
         self.sort_reps();
         self.f_reps.rep_index = 1;
         self.potential_from_reps(&self.f_reps.reps.clone());
-        let rings = vec![self.my_ring_info(self.my_aru + 1)];
+        let mut rings = vec![self.my_ring_info(self.my_aru + 1)];
+        self.trim_to_fit(&mut rings[0], &members);
         let mut token = Token {
             kind: kind::FORM1,
             transmitter: me,
@@ -494,6 +495,35 @@ impl Ring {
             self.unicast_token(me, &token);
         }
         self.enter_form();
+    }
+
+    /// The creator's record must fit the token: beyond the holes that fit, it reports a
+    /// lower highest seq (what follows is not recovered in this formation).
+    fn trim_to_fit(&self, ring: &mut RingInfo, members: &Members) {
+        loop {
+            let probe = Token {
+                kind: kind::FORM1,
+                transmitter: self.me,
+                seq: 0,
+                proc_id: self.me,
+                aru: 0,
+                aru_last_id: 0,
+                flow_control: 0,
+                body: TokenBody::Form1 {
+                    members: members.clone(),
+                    reps: self.f_reps.clone(),
+                    rings: vec![ring.clone()],
+                },
+            };
+            if self.token_fits(&probe) || ring.holes.is_empty() {
+                return;
+            }
+            let cut = ring.holes.len() * 3 / 4;
+            let first_dropped = ring.holes[cut];
+            ring.holes.truncate(cut);
+            ring.highest_seq = first_dropped - 1;
+            tracing::warn!("FORM1 record trimmed to highest seq {}", ring.highest_seq);
+        }
     }
 
     fn enter_form(&mut self) {
@@ -578,7 +608,31 @@ impl Ring {
             _ => return,
         }
         self.potential_from_reps(&reps.reps);
-        let rings = self.merge_my_ring(rings, &mut members);
+        let before = rings.clone();
+        let mut rings = self.merge_my_ring(rings, &mut members);
+        let probe = Token {
+            body: TokenBody::Form1 {
+                members: members.clone(),
+                reps: reps.clone(),
+                rings: rings.clone(),
+            },
+            ..token.clone()
+        };
+        if !self.token_fits(&probe) {
+            // My old ring's record (its holes) does not fit the token: like the daemon whose
+            // ring would be the 21st, I stay out of this ring and join the next one.
+            tracing::warn!("FORM1 would overflow with my ring's record; leaving this formation");
+            rings = before
+                .into_iter()
+                .filter(|r| r.memb_id != self.membership_id)
+                .collect();
+            if let Some(at) = members.ids.iter().position(|id| *id == self.me) {
+                if at < members.num_members {
+                    members.ids.remove(at);
+                    members.num_members -= 1;
+                }
+            }
+        }
         if members.num_pending > 0 {
             let next = members.ids[members.num_members];
             token.body = TokenBody::Form1 {
@@ -688,7 +742,11 @@ impl Ring {
         self.last_seq = token.seq;
         let mut memb_time = 0;
         if members.num_members == 1 {
-            // I lead the new ring: its id is my address and a time after any I used.
+            // I lead the new ring: its id is my address and a time after any I used, and
+            // after every old ring's (a restarted daemon has forgotten the times it used;
+            // 3.17 can then reuse a ring id).
+            let newest = rings.iter().map(|r| r.memb_id.time).max().unwrap_or(0);
+            self.last_time_used = self.last_time_used.max(newest);
             memb_time = self.next_time();
             self.last_time_used += 1;
             memb_id = MembershipId {
@@ -706,7 +764,14 @@ impl Ring {
             );
             return;
         };
-        self.highest_seq = mine.highest_seq;
+        // Packets of the old ring beyond what its members reported (sent by a daemon now
+        // gone, arriving after we filled the FORM1) are recovered by nobody: forget them,
+        // or their slots would shadow the new ring's packets of the same seq.
+        let reported_highest = mine.highest_seq;
+        if self.highest_seq > reported_highest {
+            self.forget_beyond(reported_highest, self.highest_seq);
+        }
+        self.highest_seq = reported_highest;
         self.aru = mine.aru;
         let holes = mine.holes.clone();
         self.future_commit_set = Members {

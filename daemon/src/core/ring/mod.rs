@@ -156,6 +156,9 @@ pub struct RingOptions {
     pub endian: Endian,
     /// Wall-clock seconds at `start`: ring ids carry wall-clock time.
     pub wall_clock_secs: i64,
+    /// The last ring time this daemon used before it restarted (kept by the event loop),
+    /// so a quick restart cannot reuse a ring id.
+    pub last_time_used: Option<i32>,
 }
 
 /// 8192 packet slots, indexed by `seq & 0x1fff`.
@@ -297,7 +300,7 @@ impl Ring {
             commit_membership: Membership::default(),
             trans_memb_id: MembershipId::default(),
             future_trans_time: 0,
-            last_time_used: -1,
+            last_time_used: opts.last_time_used.unwrap_or(-1),
             my_seg_rep: None,
             foreign_found: false,
             f_members: Members::only(opts.me),
@@ -415,6 +418,11 @@ impl Ring {
 
     pub fn stats(&self) -> RingStats {
         self.stats
+    }
+
+    /// The last ring time used: worth keeping across restarts (see `RingOptions`).
+    pub fn last_time_used(&self) -> i32 {
+        self.last_time_used
     }
 
     // ---- clocks -----------------------------------------------------------------------------
@@ -535,11 +543,18 @@ impl Ring {
     fn unicast_token(&mut self, to: ProcId, token: &Token) {
         let mut token = token.clone();
         token.transmitter = self.me;
-        let payload = codec::encode_token(&token, self.endian);
-        self.transmits.push_back(Transmit {
-            to: Destination::Token(to),
-            payload,
-        });
+        match codec::encode_token(&token, self.endian) {
+            Ok(payload) => self.transmits.push_back(Transmit {
+                to: Destination::Token(to),
+                payload,
+            }),
+            Err(e) => tracing::error!("not sending a token that does not fit: {e}"),
+        }
+    }
+
+    /// Whether a token encodes within 3.17's limits.
+    fn token_fits(&self, token: &Token) -> bool {
+        codec::encode_token(token, self.endian).is_ok()
     }
 
     // ---- receiving --------------------------------------------------------------------------

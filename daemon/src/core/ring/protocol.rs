@@ -83,6 +83,12 @@ impl Ring {
                 self.token_hurry();
             }
             return;
+        } else if token.arq() != (self.last_token.arq() + 1) % 16 {
+            // A copy of an older rotation, delayed in the network. The token visits every
+            // member each rotation, so only the next ARQ is new; 3.17 accepts any other ARQ
+            // too, and a late duplicate then puts a second token on the ring, whose holders
+            // hand out the same seqs twice.
+            return;
         }
         self.stats.token_rounds += 1;
         self.highest_seq = self.highest_seq.max(token.seq);
@@ -363,6 +369,7 @@ impl Ring {
             fragments.push(packet.body.clone());
         }
         let last = packet.index < 0;
+        tracing::trace!(me = self.me & 0xff, seq, from = packet.proc_id & 0xff, ring = ?self.membership_id, state = ?self.state, "ring delivers packet");
         *self.slot_mut(seq) = Some(Slot::Delivered(packet));
         if last && !self.up[queue].is_empty() {
             let fragments = std::mem::take(&mut self.up[queue]);
@@ -515,6 +522,13 @@ impl Ring {
             if self.slot(seq).is_none() {
                 *self.slot_mut(seq) = Some(Slot::Hole);
             }
+        }
+    }
+
+    /// Empties the slots `after+1..=to`.
+    pub(super) fn forget_beyond(&mut self, after: i32, to: i32) {
+        for seq in after + 1..=to {
+            *self.slot_mut(seq) = None;
         }
     }
 
