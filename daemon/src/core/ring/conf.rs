@@ -166,6 +166,12 @@ impl Membership {
         Some(self.members[(i + 1) % self.members.len()].1)
     }
 
+    /// Who passes the token to `me`.
+    pub fn token_predecessor(&self, me: ProcId) -> Option<ProcId> {
+        let i = self.members.iter().position(|(_, id)| *id == me)?;
+        Some(self.members[(i + self.members.len() - 1) % self.members.len()].1)
+    }
+
     /// Segments other than `mine` that have members, with their first member.
     pub fn other_segment_leaders(&self, mine: usize) -> Vec<(usize, ProcId)> {
         let mut out: Vec<(usize, ProcId)> = Vec::new();

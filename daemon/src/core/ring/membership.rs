@@ -266,6 +266,7 @@ impl Ring {
     }
 
     pub(super) fn shift_to_seg(&mut self) {
+        tracing::debug!(me = self.me & 0xff, from = ?self.state, "SEG: looking for my segment's daemons");
         self.state = State::Seg;
         self.f_members = Members::only(self.me);
         self.arm(Timer::Alive, Duration::ZERO);
@@ -282,6 +283,7 @@ impl Ring {
     }
 
     fn shift_to_gather(&mut self) {
+        tracing::debug!(me = self.me & 0xff, from = ?self.state, token_alive = self.token_alive, "GATHER: representing my segment");
         self.state = State::Gather;
         self.f_reps = Reps {
             rep_index: 0,
@@ -298,6 +300,7 @@ impl Ring {
     }
 
     fn shift_to_represented(&mut self) {
+        tracing::debug!(me = self.me & 0xff, "REPRESENTED");
         self.state = State::Represented;
         self.timers.cancel(Timer::Alive);
         self.timers.cancel(Timer::GatherOrRepresented);
@@ -305,6 +308,7 @@ impl Ring {
     }
 
     pub(super) fn form_or_fail(&mut self) {
+        tracing::debug!(me = self.me & 0xff, reps = ?self.f_reps.reps, "gather over");
         let smallest = self
             .smallest_rep(&self.f_reps.reps)
             .map(|i| self.f_reps.reps[i].proc_id);
@@ -427,6 +431,7 @@ impl Ring {
 
     /// The smallest representative starts the FORM1 token (3.17's `Create_form1`).
     fn create_form1(&mut self) {
+        tracing::debug!(me = self.me & 0xff, reps = ?self.f_reps.reps, members = ?self.f_members, "FORM1: creating");
         if self.f_reps.reps[0].rep_type == RING_REP {
             self.f_members = Members {
                 num_members: self.membership.len(),
@@ -561,6 +566,7 @@ impl Ring {
         };
         token.proc_id = self.me;
         token.seq = token.seq.max(self.highest_seq + 3333);
+        tracing::debug!(me = self.me & 0xff, state = ?self.state, members = ?members, "FORM1 arrives");
         match self.state {
             State::Op | State::Represented => {
                 if members.ids.get(members.num_members) != Some(&self.me)
@@ -735,11 +741,13 @@ impl Ring {
         };
         token.proc_id = self.me;
         if members.ids.get(members.num_members) != Some(&self.me) || members.num_pending == 0 {
+            tracing::debug!(me = self.me & 0xff, members = ?members, "FORM2 not for me");
             return;
         }
         members.num_members += 1;
         members.num_pending -= 1;
         self.last_seq = token.seq;
+        tracing::debug!(me = self.me & 0xff, members = ?members, "FORM2: the new ring is decided");
         let mut memb_time = 0;
         if members.num_members == 1 {
             // I lead the new ring: its id is my address and a time after any I used, and

@@ -65,6 +65,13 @@ impl Ring {
         if !self.token_alive {
             return;
         }
+        // Every token is sent to the sender's successor, so a real one comes from my
+        // predecessor. Tokens carry no ring id: without this check a late copy of the old
+        // ring's token can be taken for the new ring's (3.17 checks the ARQ only).
+        if self.active_membership().token_predecessor(self.me) != Some(token.transmitter) {
+            return;
+        }
+        tracing::trace!(me = self.me & 0xff, state = ?self.state, arq = token.arq(), retrans = token.retrans(), last_arq = self.last_token.arq(), seq = token.seq, aru = token.aru, my_aru = self.my_aru, highest = self.highest_seq, "token");
         let TokenBody::Regular(records) =
             std::mem::replace(&mut token.body, TokenBody::Regular(Vec::new()))
         else {
