@@ -1,8 +1,9 @@
 //! Starting a daemon: command line, configuration, identity, listeners, the loop.
 
 use crate::config::{self, Config};
+use crate::core::ring::{ProcConf, RingConf, RingOptions, SegmentConf, Timeouts};
 use crate::core::{Daemon, DaemonOptions, Identity};
-use crate::io::{bind_local_socket, EventLoop, Listeners};
+use crate::io::{bind_local_socket, Binding, EventLoop, Listeners, RingSockets};
 use spread_wire::membership::MembershipId;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     LocalSocket(#[from] crate::io::LocalSocketError),
+    #[error("cannot open the ring's UDP sockets: {0}")]
+    Ring(std::io::Error),
     #[error("event loop: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -52,6 +55,15 @@ pub enum StartError {
 /// Directives this daemon acts on; others are accepted with a warning.
 const ACTED_ON: &[&str] = &[
     "Spread_Segment",
+    "TokenTimeout",
+    "HurryTimeout",
+    "AliveTimeout",
+    "JoinTimeout",
+    "RepTimeout",
+    "SegTimeout",
+    "GatherTimeout",
+    "FormTimeout",
+    "LookupTimeout",
     "DebugFlags",
     "EventLogFile",
     "AllowedAuthMethods",
@@ -187,6 +199,61 @@ fn tcp_listeners(
     Ok(listeners)
 }
 
+/// The ring's view of the configuration: every daemon in configuration order.
+pub fn ring_conf(config: &Config) -> RingConf {
+    RingConf {
+        segments: config
+            .segments
+            .iter()
+            .map(|s| SegmentConf {
+                bcast: s.address,
+                port: s.port,
+                procs: s
+                    .daemons
+                    .iter()
+                    .map(|d| ProcConf {
+                        id: u32::from(d.address),
+                        name: d.name.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Our defaults (a crashed daemon is out of the membership in well under a second),
+/// overridden by whatever spread.conf sets.
+pub fn timeouts(config: &Config) -> Timeouts {
+    let mut t = Timeouts::fast();
+    let c = &config.timeouts;
+    let pairs = [
+        (&mut t.token, c.token),
+        (&mut t.hurry, c.hurry),
+        (&mut t.alive, c.alive),
+        (&mut t.join, c.join),
+        (&mut t.rep, c.rep),
+        (&mut t.seg, c.seg),
+        (&mut t.gather, c.gather),
+        (&mut t.form, c.form),
+        (&mut t.lookup, c.lookup),
+    ];
+    for (slot, value) in pairs {
+        if let Some(v) = value {
+            *slot = v;
+        }
+    }
+    t
+}
+
+/// Where the last ring time this daemon used is kept across restarts.
+fn ring_time_file(config: &Config, identity: &Identity, port: u16) -> PathBuf {
+    let dir = config
+        .runtime_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().display().to_string());
+    PathBuf::from(dir).join(format!("spread-{}-{port}.ringtime", identity.name))
+}
+
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(options: Options) -> Result<(), StartError> {
     let config = load_config(&options)?;
@@ -218,6 +285,54 @@ pub fn run(options: Options) -> Result<(), StartError> {
         time: now_secs as i32,
     };
     let mut opts = DaemonOptions::new(identity.clone(), memb_id);
+    let mut ring_sockets = None;
+    let mut time_file = None;
+    if config.daemon_count() > 1 {
+        let conf = ring_conf(&config);
+        let entry = config
+            .all_daemons()
+            .find(|d| d.name == identity.name)
+            .expect("identity");
+        let position = conf
+            .position(u32::from(identity.ip))
+            .expect("identity in ring");
+        let mut addresses: Vec<std::net::Ipv4Addr> = entry
+            .listen_interfaces()
+            .iter()
+            .filter(|i| i.kinds.daemon)
+            .map(|i| i.address)
+            .collect();
+        if addresses.is_empty() {
+            addresses.push(std::net::Ipv4Addr::UNSPECIFIED);
+        }
+        let binding = Binding {
+            addresses,
+            port,
+            segment: position.segment,
+        };
+        ring_sockets = Some(RingSockets::bind(&conf, &binding).map_err(StartError::Ring)?);
+        let file = ring_time_file(&config, &identity, port);
+        let last_time_used = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        let t = timeouts(&config);
+        tracing::info!(
+            "ring of {} daemons; token timeout {:?}, hurry {:?}",
+            config.daemon_count(),
+            t.token,
+            t.hurry
+        );
+        opts.ring = Some(RingOptions {
+            conf,
+            me: u32::from(identity.ip),
+            timeouts: t,
+            flow: Default::default(),
+            endian: opts.endian,
+            wall_clock_secs: now_secs as i64,
+            last_time_used,
+        });
+        time_file = Some(file);
+    }
     opts.seed = now_secs ^ u64::from(std::process::id());
     if !config.allowed_auth_methods.is_empty() {
         opts.auth.allowed = config.allowed_auth_methods.clone();
@@ -233,7 +348,13 @@ pub fn run(options: Options) -> Result<(), StartError> {
             .unwrap_or_default()
     );
     install_stop_handlers();
-    let mut event_loop = EventLoop::new(Daemon::new(opts), Listeners { tcp, local }, &STOP)?;
+    let listeners = Listeners {
+        tcp,
+        local,
+        ring: ring_sockets,
+    };
+    let mut event_loop = EventLoop::new(Daemon::new(opts), listeners, &STOP)?;
+    event_loop.keep_ring_time_in(time_file);
     event_loop.run()?;
     tracing::info!("daemon {} exiting", identity.name);
     Ok(())

@@ -6,8 +6,10 @@
 
 mod local_socket;
 mod stream;
+mod udp;
 
 pub use local_socket::{bind_local_socket, LocalSocket, LocalSocketError};
+pub use udp::{Binding, RingSockets};
 
 use crate::core::{CloseReason, ConnId, CoreEvent, Daemon, Peer};
 use mio::net::TcpListener;
@@ -23,7 +25,12 @@ use stream::Stream;
 pub struct Listeners {
     pub tcp: Vec<TcpListener>,
     pub local: Option<LocalSocket>,
+    /// The ring's sockets, when the daemon is configured with others.
+    pub ring: Option<RingSockets>,
 }
+
+/// Tokens of the ring's receive sockets start here (below them: client listeners).
+const FIRST_UDP: u64 = 32;
 
 struct Conn {
     stream: Stream,
@@ -48,6 +55,8 @@ pub struct EventLoop {
     stop: &'static AtomicBool,
     /// Clients not read while a receiver is congested; read again once it drains.
     paused: Vec<ConnId>,
+    /// Where to keep the ring's last used time, and what was last written there.
+    ring_time: Option<(std::path::PathBuf, i32)>,
 }
 
 impl EventLoop {
@@ -59,6 +68,15 @@ impl EventLoop {
         let poll = Poll::new()?;
         for (i, l) in listeners.tcp.iter_mut().enumerate() {
             poll.registry().register(l, Token(i), Interest::READABLE)?;
+        }
+        if let Some(ring) = listeners.ring.as_mut() {
+            for (i, (socket, _)) in ring.receivers.iter_mut().enumerate() {
+                poll.registry().register(
+                    socket,
+                    Token((FIRST_UDP + i as u64) as usize),
+                    Interest::READABLE,
+                )?;
+            }
         }
         if let Some(local) = listeners.local.as_mut() {
             poll.registry().register(
@@ -76,7 +94,29 @@ impl EventLoop {
             read_buf: vec![0; 256 * 1024],
             stop,
             paused: Vec::new(),
+            ring_time: None,
         })
+    }
+
+    /// Keeps the ring's last used time in `file`, so a restarted daemon never reuses a ring
+    /// id (ids carry wall-clock seconds, and a quick restart can land in the same second).
+    pub fn keep_ring_time_in(&mut self, file: Option<std::path::PathBuf>) {
+        self.ring_time = file.map(|f| (f, i32::MIN));
+    }
+
+    fn save_ring_time(&mut self) {
+        let Some((file, saved)) = self.ring_time.as_mut() else {
+            return;
+        };
+        let Some(now) = self.core.ring().map(|r| r.last_time_used()) else {
+            return;
+        };
+        if now != *saved {
+            *saved = now;
+            if let Err(e) = std::fs::write(&*file, format!("{now}\n")) {
+                tracing::warn!("cannot keep the ring time in {}: {e}", file.display());
+            }
+        }
     }
 
     /// Runs until `stop` is set (by a signal handler).
@@ -98,6 +138,10 @@ impl EventLoop {
             let now = Instant::now();
             for event in events.iter() {
                 let token = event.token().0 as u64;
+                if (FIRST_UDP..FIRST_CONN - 1).contains(&token) {
+                    self.receive_datagrams(now, (token - FIRST_UDP) as usize);
+                    continue;
+                }
                 if token < FIRST_CONN {
                     self.accept(now, token);
                     continue;
@@ -111,6 +155,7 @@ impl EventLoop {
             }
             self.core.handle_timeout(now);
             self.drain_core();
+            self.save_ring_time();
             if !self.paused.is_empty() && !self.core.is_congested() {
                 for conn in std::mem::take(&mut self.paused) {
                     self.read(now, conn);
@@ -217,8 +262,49 @@ impl EventLoop {
         self.core.handle_hangup(now, conn);
     }
 
+    fn receive_datagrams(&mut self, now: Instant, index: usize) {
+        loop {
+            let Some(ring) = self.listeners.ring.as_ref() else {
+                return;
+            };
+            let (socket, port) = &ring.receivers[index];
+            match socket.recv_from(&mut self.read_buf) {
+                Ok((n, _from)) => {
+                    let port = *port;
+                    self.core.handle_datagram(now, port, &self.read_buf[..n]);
+                    self.drain_core();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!("receiving a datagram failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends what the ring wants sent. A send that would block is dropped: the ring
+    /// recovers lost datagrams by itself.
+    fn send_datagrams(&mut self) {
+        while let Some(t) = self.core.poll_transmit() {
+            let Some(ring) = self.listeners.ring.as_ref() else {
+                continue;
+            };
+            let Some(addr) = ring.address(t.to) else {
+                continue;
+            };
+            if let Err(e) = ring.sender.send_to(&t.payload, addr) {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    tracing::debug!("sending a datagram to {addr} failed: {e}");
+                }
+            }
+        }
+    }
+
     /// Closes what the core closed, and writes what it queued.
     fn drain_core(&mut self) {
+        self.send_datagrams();
         while let Some(event) = self.core.poll_event() {
             match event {
                 CoreEvent::Close {

@@ -90,7 +90,7 @@ impl Drop for RunningDaemon {
     }
 }
 
-fn wait_for_port(ip: Ipv4Addr, port: u16, child: &mut Child, log: &Path) {
+pub fn wait_for_port(ip: Ipv4Addr, port: u16, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if TcpStream::connect((ip, port)).is_ok() {
@@ -144,6 +144,90 @@ pub fn start_rust_daemon(conf_extra: &str) -> RunningDaemon {
         local_socket,
         log,
         dir,
+    }
+}
+
+/// Three of our daemons, each alone in its own segment on 127.0.0.1/.2/.3 (the layout of
+/// the captured C ring), sharing one port.
+pub struct Ring3 {
+    pub port: u16,
+    pub dir: TempDir,
+    pub daemons: Vec<Option<RunningDaemon>>,
+}
+
+impl Ring3 {
+    pub fn conf_text(port: u16) -> String {
+        (1..=3)
+            .map(|n| {
+                format!("Spread_Segment 127.0.0.255:{port} {{\n    n{n} 127.0.0.{n} {{ D 127.0.0.{n} C 127.0.0.{n} }}\n}}\n")
+            })
+            .collect()
+    }
+
+    pub fn start(extra: &str) -> Ring3 {
+        let port = (1..=3)
+            .map(|_| free_port(Ipv4Addr::LOCALHOST))
+            .find(|p| (1..=3).all(|n| TcpListener::bind((Ipv4Addr::new(127, 0, 0, n), *p)).is_ok()))
+            .expect("a port free on 127.0.0.1-3");
+        let dir = TempDir::new("ring3");
+        std::fs::write(
+            dir.0.join("spread.conf"),
+            format!("{}{extra}", Ring3::conf_text(port)),
+        )
+        .unwrap();
+        let mut ring = Ring3 {
+            port,
+            dir,
+            daemons: vec![None, None, None],
+        };
+        for n in 1..=3 {
+            ring.start_daemon(n);
+        }
+        ring
+    }
+
+    /// Starts (or restarts) daemon `n` (1..=3).
+    pub fn start_daemon(&mut self, n: u8) {
+        let ip = Ipv4Addr::new(127, 0, 0, n);
+        let local_socket = self.dir.0.join(format!("sock{n}"));
+        let log = self.dir.0.join(format!("n{n}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spread"))
+            .arg("-c")
+            .arg(self.dir.0.join("spread.conf"))
+            .args(["-n", &format!("n{n}"), "--local-socket"])
+            .arg(&local_socket)
+            .env("SPREAD_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .spawn()
+            .expect("start the spread binary");
+        wait_for_port(ip, self.port, &mut child, &log);
+        self.daemons[n as usize - 1] = Some(RunningDaemon {
+            child,
+            port: self.port,
+            ip,
+            name: format!("n{n}"),
+            local_socket,
+            log,
+            dir: TempDir::new("ring3-daemon"),
+        });
+    }
+
+    pub fn address(&self, n: u8) -> String {
+        format!("{}@127.0.0.{n}", self.port)
+    }
+
+    /// kill -9 of daemon `n`.
+    pub fn kill(&mut self, n: u8) {
+        if let Some(mut d) = self.daemons[n as usize - 1].take() {
+            d.kill();
+        }
     }
 }
 
