@@ -92,7 +92,7 @@ fn trace_sender() {
                     sender: s,
                     seq,
                     service,
-                } if *s == sender && *seq >= 115 && *seq < 125 => {
+                } if *s == sender && *seq >= 265 && *seq < 400 => {
                     line += &format!(" {seq}{:?}", service)
                         .chars()
                         .take(6)

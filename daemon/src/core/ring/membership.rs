@@ -779,6 +779,7 @@ impl Ring {
         if self.highest_seq > reported_highest {
             self.forget_beyond(reported_highest, self.highest_seq);
         }
+        tracing::debug!(me = self.me & 0xff, old_ring = ?mine.memb_id, aru = mine.aru, highest = reported_highest, my_highest = self.highest_seq, holes = ?mine.holes, commit = ?mine.commit, "FORM2: my old ring's record");
         self.highest_seq = reported_highest;
         self.aru = mine.aru;
         let holes = mine.holes.clone();

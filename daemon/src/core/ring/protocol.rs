@@ -71,6 +71,12 @@ impl Ring {
         if self.active_membership().token_predecessor(self.me) != Some(token.transmitter) {
             return;
         }
+        // During EVS every token descends from the new ring's first token, whose seq is 0
+        // and stays 0 until the configuration is installed; anything else is a late token
+        // of an old ring (which may have the same predecessor and, by chance, the ARQ).
+        if self.state == State::Evs && token.seq != 0 {
+            return;
+        }
         tracing::trace!(me = self.me & 0xff, state = ?self.state, arq = token.arq(), retrans = token.retrans(), last_arq = self.last_token.arq(), seq = token.seq, aru = token.aru, my_aru = self.my_aru, highest = self.highest_seq, "token");
         let TokenBody::Regular(records) =
             std::mem::replace(&mut token.body, TokenBody::Regular(Vec::new()))
@@ -443,8 +449,13 @@ impl Ring {
         for seq in self.last_discarded + 1..=self.highest_seq {
             match self.slot(seq) {
                 Some(Slot::Hole) => found_hole = true,
+                // 3.17 goes on delivering the commit set's packets after a hole. The commit
+                // set can hold members of an earlier failed formation whose own packet is the
+                // hole, and their later packets would then skip it. A member of the
+                // transitional set cannot be missing its own packet (holes are missing at all
+                // of them), so only its packets are delivered.
                 Some(Slot::Received(p))
-                    if !found_hole || self.commit_membership.contains(p.proc_id) =>
+                    if !found_hole || self.trans_membership.contains(p.proc_id) =>
                 {
                     self.deliver_packet(seq)
                 }
