@@ -29,6 +29,8 @@ impl std::fmt::Display for Violation {
 }
 
 type MsgId = (u32, u32);
+/// A group view id as a sortable key.
+type ViewKey = (u32, i32, i32);
 
 #[derive(Debug)]
 struct Epoch {
@@ -111,7 +113,7 @@ pub fn check(logs: &[ClientLog]) -> Vec<Violation> {
     }
 
     // (d) same members for one view; same order of common views.
-    let mut members_of: HashMap<(u32, i32, i32), (&str, &Vec<String>)> = HashMap::new();
+    let mut members_of: HashMap<ViewKey, (&str, &Vec<String>)> = HashMap::new();
     for (log, eps) in &all {
         for e in eps {
             match members_of.get(&key(e.view)) {
@@ -158,7 +160,7 @@ pub fn check(logs: &[ClientLog]) -> Vec<Violation> {
     // (e) same view and part for every delivery of a message; (a) same order within a view.
     // RELIABLE messages of one packet are delivered on arrival, outside the total order,
     // so only the ordered services are tied to a view.
-    let mut delivered_in: HashMap<MsgId, ((u32, i32, i32), bool, &str)> = HashMap::new();
+    let mut delivered_in: HashMap<MsgId, (ViewKey, bool, &str)> = HashMap::new();
     for (log, eps) in &all {
         for e in eps {
             for (m, _, t) in e.messages.iter().filter(|m| ordered(m.1)) {
@@ -190,7 +192,7 @@ pub fn check(logs: &[ClientLog]) -> Vec<Violation> {
             }
         }
     }
-    let mut by_view: BTreeMap<(u32, i32, i32), Vec<(&ClientLog, &Epoch)>> = BTreeMap::new();
+    let mut by_view: BTreeMap<ViewKey, Vec<(&ClientLog, &Epoch)>> = BTreeMap::new();
     for (log, eps) in &all {
         for e in eps {
             by_view.entry(key(e.view)).or_default().push((log, e));
@@ -347,13 +349,13 @@ pub fn check(logs: &[ClientLog]) -> Vec<Violation> {
     out
 }
 
-fn all_last_view(log: &ClientLog, all: &[(&ClientLog, Vec<Epoch>)]) -> Option<(u32, i32, i32)> {
+fn all_last_view(log: &ClientLog, all: &[(&ClientLog, Vec<Epoch>)]) -> Option<ViewKey> {
     all.iter()
         .find(|(l, _)| l.client == log.client)
         .and_then(|(_, e)| e.last().map(|e| key(e.view)))
 }
 
-fn key(g: GroupId) -> (u32, i32, i32) {
+fn key(g: GroupId) -> ViewKey {
     (g.proc_id, g.time, g.index)
 }
 

@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod cspread;
+mod sim;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ enum Command {
     Ci,
     /// Throughput benchmarks; prints ours, C's (when installed) and the ratio.
     Bench(bench::BenchArgs),
+    /// Runs the deterministic simulator over many seeds and checks Extended Virtual Synchrony.
+    Sim(sim::SimArgs),
 }
 
 /// The workspace root, whatever directory cargo was started in.
@@ -40,5 +43,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Ci => ci::run(&sh),
         Command::Bench(args) => bench::run(&sh, args),
+        Command::Sim(args) => sim::run(&sh, args),
     }
 }

@@ -133,10 +133,6 @@ impl Groups {
         self.state
     }
 
-    pub fn reg_memb_id(&self) -> MembershipId {
-        self.reg_memb_id
-    }
-
     pub fn info(&self) -> Vec<GroupInfo> {
         self.groups
             .iter()

@@ -44,12 +44,13 @@ fn main() {
         }
     }
     println!(
-        "{} seeds, {} with violations, {} deliveries checked, {:.1} s",
+        "{} seeds ({daemons_spec} daemons), {} with violations, {} deliveries checked, {:.1} s",
         seeds,
         failed,
         delivered,
         started.elapsed().as_secs_f64()
     );
+    println!("sim: {} passed, {} failed", seeds - failed, failed);
     if failed > 0 {
         std::process::exit(1);
     }

@@ -848,8 +848,6 @@ impl Ring {
             proc_id: self.trans_membership.leader().unwrap_or(self.me),
             time: self.future_trans_time,
         };
-        self.commit_membership =
-            Membership::from_ids(&self.conf, self.commit_set.listed().iter().copied());
     }
 
     pub(super) fn memb_regular(&mut self) {

@@ -176,7 +176,6 @@ pub struct Ring {
     conf: RingConf,
     me: ProcId,
     my_pos: Position,
-    my_conf_index: usize,
     timeouts: Timeouts,
     flow: FlowControl,
     endian: Endian,
@@ -219,7 +218,6 @@ pub struct Ring {
     /// Who the network layer sends to (3.17 changes it only when a FORM2 arrives).
     net_membership: Membership,
     trans_membership: Membership,
-    commit_membership: Membership,
     trans_memb_id: MembershipId,
     future_trans_time: i32,
     last_time_used: i32,
@@ -244,14 +242,12 @@ impl Ring {
             .conf
             .position(opts.me)
             .expect("this daemon is in its configuration");
-        let my_conf_index = opts.conf.index_of(opts.me).expect("in configuration");
         let num_procs = opts.conf.num_procs();
         let me_only = Membership::from_ids(&opts.conf, [opts.me]);
         let wide = opts.conf.is_wide();
         let mut ring = Ring {
             me: opts.me,
             my_pos,
-            my_conf_index,
             timeouts: opts.timeouts,
             flow: opts.flow,
             endian: opts.endian,
@@ -297,7 +293,6 @@ impl Ring {
             future_membership_id: MembershipId::default(),
             net_membership: me_only,
             trans_membership: Membership::default(),
-            commit_membership: Membership::default(),
             trans_memb_id: MembershipId::default(),
             future_trans_time: 0,
             last_time_used: opts.last_time_used.unwrap_or(-1),

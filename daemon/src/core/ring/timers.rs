@@ -56,10 +56,6 @@ impl Timers {
         self.deadlines[timer.slot()] = None;
     }
 
-    pub fn is_armed(&self, timer: Timer) -> bool {
-        self.deadlines[timer.slot()].is_some()
-    }
-
     pub fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.iter().flatten().min().copied()
     }

@@ -1,5 +1,5 @@
 //! Prints one seed's per-client view history (for debugging: `SEED=n DAEMONS=k cargo test
-//! -p spread-sim --test debug_seed -- --nocapture --ignored`).
+//! -p spread-sim --test replay_seed -- --nocapture --ignored`).
 use spread_sim::{Logged, Rng, Scenario, World};
 
 #[test]
