@@ -201,8 +201,8 @@ fn tcp_listeners(
 
 /// The ring's view of the configuration: every daemon in configuration order.
 pub fn ring_conf(config: &Config) -> RingConf {
-    RingConf {
-        segments: config
+    RingConf::new(
+        config
             .segments
             .iter()
             .map(|s| SegmentConf {
@@ -218,7 +218,7 @@ pub fn ring_conf(config: &Config) -> RingConf {
                     .collect(),
             })
             .collect(),
-    }
+    )
 }
 
 /// Our defaults (a crashed daemon is out of the membership in well under a second),

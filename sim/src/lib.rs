@@ -25,10 +25,15 @@ pub struct RunReport {
     pub violations: Vec<Violation>,
 }
 
-/// Runs one seed: the scenario, faults and traffic all come from it.
+/// Runs one seed: the scenario, faults and traffic all come from it. Rings past 128
+/// daemons (extended mode) get the big-ring scenario.
 pub fn run_seed(seed: u64, daemons: usize) -> RunReport {
     let mut rng = Rng::new(seed);
-    let scenario = Scenario::random(&mut rng, daemons);
+    let scenario = if daemons > 128 {
+        Scenario::big(&mut rng, daemons)
+    } else {
+        Scenario::random(&mut rng, daemons)
+    };
     let world = World::new(seed, scenario);
     let logs = world.run();
     let violations = check(&logs);

@@ -65,6 +65,8 @@ pub struct Scenario {
     /// Daemons are spread over this many segments.
     pub segments: usize,
     pub clients_per_daemon: usize,
+    /// Only every `client_spacing`-th daemon gets clients (big rings).
+    pub client_spacing: usize,
     /// How long faults and traffic go on; then the world heals and settles.
     pub duration: Duration,
     /// Mean time between a client's multicasts.
@@ -74,11 +76,47 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// A big ring (past 3.17's 128 daemons): 50-daemon segments, clients on a few daemons,
+    /// timeouts scaled to the ring's rotation, and one daemon crashing and coming back.
+    pub fn big(rng: &mut Rng, daemons: usize) -> Scenario {
+        let ms = Duration::from_millis;
+        let rotation = ms(1 + daemons as u64 / 10);
+        let token = ms(200).max(rotation * 8);
+        Scenario {
+            daemons,
+            segments: daemons.div_ceil(50).min(20),
+            clients_per_daemon: 1,
+            client_spacing: (daemons / 8).max(1),
+            duration: ms(4000),
+            send_every: ms(20 + rng.below(20)),
+            faults: Faults {
+                loss: 0.0,
+                duplicate: 0.0,
+                min_delay: Duration::from_micros(20),
+                max_delay: Duration::from_micros(60),
+                crash_every: Some(ms(1500)),
+                partition_every: None,
+            },
+            timeouts: spread_daemon::core::ring::Timeouts {
+                token,
+                hurry: token / 4,
+                alive: ms(30),
+                join: ms(30),
+                rep: token,
+                seg: ms(100),
+                gather: token,
+                form: token * 2,
+                lookup: ms(5000),
+            },
+        }
+    }
+
     pub fn random(rng: &mut Rng, daemons: usize) -> Scenario {
         Scenario {
             daemons,
             segments: 1 + rng.below(daemons.min(3) as u64) as usize,
             clients_per_daemon: 1 + rng.below(2) as usize,
+            client_spacing: 1,
             duration: Duration::from_millis(2000 + rng.below(3000)),
             send_every: Duration::from_millis(5 + rng.below(40)),
             faults: Faults::random(rng),
@@ -155,6 +193,11 @@ pub struct World {
     clients: Vec<Client>,
     finished: Vec<ClientLog>,
     network: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    /// Daemons' next deadlines (entries go stale; a popped one is checked against the
+    /// daemon's current deadline).
+    deadlines: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Daemon index by id.
+    by_id: std::collections::HashMap<ProcId, usize>,
     in_flight: Vec<Option<Datagram>>,
     sequence: u64,
     /// Partition component of each daemon (all equal: connected).
@@ -196,7 +239,7 @@ impl World {
                 name: format!("d{d}"),
             });
         }
-        let conf = RingConf { segments };
+        let conf = RingConf::new(segments);
         let start = Instant::now();
         let daemons: Vec<SimDaemon> = conf
             .all()
@@ -225,6 +268,8 @@ impl World {
             clients: Vec::new(),
             finished: Vec::new(),
             network: BinaryHeap::new(),
+            deadlines: BinaryHeap::new(),
+            by_id: std::collections::HashMap::new(),
             in_flight: Vec::new(),
             sequence: 0,
             heal_at: None,
@@ -241,6 +286,12 @@ impl World {
             scenario,
             conf,
         };
+        world.by_id = world
+            .daemons
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id, i))
+            .collect();
         for d in 0..world.daemons.len() {
             world.boot(d);
         }
@@ -427,8 +478,10 @@ impl World {
         self.daemons[d].core = Some(Daemon::new_at(opts, self.now));
         self.daemons[d].restart_at = None;
         self.daemons[d].incarnation += 1;
-        for _ in 0..self.scenario.clients_per_daemon {
-            self.connect_client(d);
+        if d % self.scenario.client_spacing.max(1) == 0 {
+            for _ in 0..self.scenario.clients_per_daemon {
+                self.connect_client(d);
+            }
         }
         self.pump(d);
     }
@@ -448,8 +501,16 @@ impl World {
         }
     }
 
-    /// Drains what daemon `d` wants done: datagrams into the network, bytes to clients.
+    /// Drains what daemon `d` wants done, and notes its next deadline.
     fn pump(&mut self, d: usize) {
+        self.pump_outputs(d);
+        if let Some(t) = self.daemons[d].core.as_ref().and_then(Daemon::poll_timeout) {
+            self.deadlines.push(Reverse((t, d)));
+        }
+    }
+
+    /// Drains what daemon `d` wants done: datagrams into the network, bytes to clients.
+    fn pump_outputs(&mut self, d: usize) {
         loop {
             let Some(core) = self.daemons[d].core.as_mut() else {
                 return;
@@ -536,7 +597,7 @@ impl World {
     }
 
     fn index_of(&self, id: ProcId) -> Option<usize> {
-        self.daemons.iter().position(|d| d.id == id)
+        self.by_id.get(&id).copied()
     }
 
     // ---- clients ------------------------------------------------------------------------------

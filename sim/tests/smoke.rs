@@ -7,6 +7,7 @@ fn three_daemons_without_faults() {
         daemons: 3,
         segments: 1,
         clients_per_daemon: 1,
+        client_spacing: 1,
         duration: Duration::from_secs(2),
         send_every: Duration::from_millis(20),
         faults: Faults::none(),

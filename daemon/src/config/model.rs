@@ -14,8 +14,11 @@ pub const MAX_SEGMENT_PORT: u16 = 65534;
 /// the C daemon and appear inside private group names, so 19 bytes is the
 /// most a name may take.
 pub const MAX_DAEMON_NAME_BYTES: usize = 19;
-/// Most daemons in the whole configuration (and therefore in one segment).
-pub const MAX_DAEMONS: usize = 128;
+/// Most daemons a Spread 3.17 configuration may hold; a larger one runs the ring in
+/// extended mode, which no 3.17 daemon can be part of.
+pub const MAX_DAEMONS_3_17: usize = 128;
+/// Most daemons in the whole configuration, extended mode included.
+pub const MAX_DAEMONS: usize = 4096;
 pub const MAX_SEGMENTS: usize = 20;
 pub const MAX_INTERFACES_PER_DAEMON: usize = 10;
 /// Highest link cost in a `RouteMatrix`; larger values are lowered to it.

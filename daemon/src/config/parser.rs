@@ -27,8 +27,8 @@ use super::lexer::{InterfaceLetter, Keyword, Lexer, Token, TokenKind, KEYWORDS};
 use super::model::{
     Config, DaemonEntry, DebugFlag, DirectiveUse, EventPriority, Interface, InterfaceKinds,
     Segment, DEBUG_FLAG_BITS, DEFAULT_PORT, KNOWN_ACCESS_CONTROL_POLICIES, KNOWN_AUTH_METHODS,
-    MAX_DAEMONS, MAX_DAEMON_NAME_BYTES, MAX_INTERFACES_PER_DAEMON, MAX_ROUTE_COST, MAX_SEGMENTS,
-    MAX_SEGMENT_PORT, TIMEOUT_DIRECTIVES,
+    MAX_DAEMONS, MAX_DAEMONS_3_17, MAX_DAEMON_NAME_BYTES, MAX_INTERFACES_PER_DAEMON,
+    MAX_ROUTE_COST, MAX_SEGMENTS, MAX_SEGMENT_PORT, TIMEOUT_DIRECTIVES,
 };
 use super::{ConfigError, Diagnostic, Resolver};
 
@@ -286,7 +286,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn check_daemon_name(&self, token: &Token) -> ParseResult<()> {
+    fn check_daemon_name(&mut self, token: &Token) -> ParseResult<()> {
         let name = &token.text;
         if name.is_empty() {
             return Err(self.error_at(token, "daemon name must not be empty"));
@@ -307,10 +307,15 @@ impl<'a> Parser<'a> {
             ));
         }
         if self.config.daemon_count() == MAX_DAEMONS {
-            return Err(self.error_at(
+            return Err(self.error_at(token, format!("too many daemons: at most {MAX_DAEMONS}")));
+        }
+        if self.config.daemon_count() == MAX_DAEMONS_3_17 {
+            self.warn_at(
                 token,
-                format!("too many daemons: Spread allows at most {MAX_DAEMONS}"),
-            ));
+                format!(
+                    "more than {MAX_DAEMONS_3_17} daemons: the ring runs in extended mode, which Spread 3.17 daemons cannot join (3.17 refuses such a file)"
+                ),
+            );
         }
         Ok(())
     }

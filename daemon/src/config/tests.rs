@@ -720,15 +720,32 @@ fn duplicate_daemon_name_and_address() {
 
 #[test]
 fn too_many_daemons_and_segments() {
+    // Past 3.17's 128 daemons: accepted, in extended mode, with a warning saying so.
     let mut text = String::from("Spread_Segment 10.0.0.255 {\n");
-    for i in 0..129 {
+    for i in 0..130 {
         text.push_str(&format!(" d{i} 10.0.{}.{}\n", i / 200, i % 200 + 1));
     }
     text.push('}');
-    assert_eq!(
-        error(&text),
-        "spread.conf:130:2: too many daemons: Spread allows at most 128"
+    let config = parse_str(&text, "spread.conf").expect("130 daemons are accepted");
+    assert_eq!(config.daemon_count(), 130);
+    assert!(
+        config.warnings.iter().any(|w| w
+            .to_string()
+            .contains("spread.conf:130:2: more than 128 daemons: the ring runs in extended mode")),
+        "{:?}",
+        config.warnings
     );
+    let mut text = String::from("Spread_Segment 10.0.0.255 {\n");
+    for i in 0..4097 {
+        text.push_str(&format!(
+            " d{i} 10.{}.{}.{}\n",
+            i / 60000,
+            (i / 200) % 250,
+            i % 200 + 1
+        ));
+    }
+    text.push('}');
+    assert!(error(&text).contains("too many daemons: at most 4096"));
 
     let mut text = String::new();
     for i in 0..21 {

@@ -21,8 +21,7 @@
 
 use super::cursor::{checked_count, i16_count, Reader, Writer};
 use super::memb::{RepInfo, MAX_REPS, REP_INFO_LEN};
-use super::token::MAX_TOKEN_BODY;
-use super::{WireError, MAX_PROCS_RING};
+use super::{Limits, WireError, MAX_PROCS_RING};
 use crate::codec::Endian;
 use crate::membership::MembershipId;
 
@@ -44,7 +43,8 @@ pub const MAX_FORM_RINGS: usize = 20;
 pub struct MembersTable {
     pub num_members: i16,
     pub num_pending: i16,
-    pub slots: [u32; MAX_PROCS_RING],
+    /// `Limits::procs` entries (128 in 3.17).
+    pub slots: Vec<u32>,
 }
 
 impl Default for MembersTable {
@@ -52,7 +52,7 @@ impl Default for MembersTable {
         MembersTable {
             num_members: 0,
             num_pending: 0,
-            slots: [0; MAX_PROCS_RING],
+            slots: vec![0; MAX_PROCS_RING],
         }
     }
 }
@@ -61,12 +61,21 @@ impl MembersTable {
     /// A table listing `ids`, of which the first `visited` count as `num_members` and the
     /// rest as pending; unused slots zero.
     pub fn from_ids(ids: &[u32], visited: usize) -> Result<MembersTable, WireError> {
-        let total = i16_count(ids.len(), "members_info entries", MAX_PROCS_RING)?;
+        MembersTable::from_ids_in(ids, visited, Limits::SPREAD_3_17)
+    }
+
+    /// The same, with `limits.procs` slots.
+    pub fn from_ids_in(
+        ids: &[u32],
+        visited: usize,
+        limits: Limits,
+    ) -> Result<MembersTable, WireError> {
+        let total = i16_count(ids.len(), "members_info entries", limits.procs)?;
         let visited = i16_count(visited, "members_info num_members", ids.len())?;
         let mut table = MembersTable {
             num_members: visited,
             num_pending: total - visited,
-            ..MembersTable::default()
+            slots: vec![0; limits.procs],
         };
         table.slots[..ids.len()].copy_from_slice(ids);
         Ok(table)
@@ -91,28 +100,24 @@ impl MembersTable {
     fn visited_len(&self) -> usize {
         usize::try_from(self.num_members)
             .unwrap_or(0)
-            .min(MAX_PROCS_RING)
+            .min(self.slots.len())
     }
 
     fn pending_len(&self) -> usize {
         let pending = usize::try_from(self.num_pending).unwrap_or(0);
-        pending.min(MAX_PROCS_RING - self.visited_len())
+        pending.min(self.slots.len() - self.visited_len())
     }
 
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<MembersTable, WireError> {
+    pub(crate) fn read(r: &mut Reader<'_>, limits: Limits) -> Result<MembersTable, WireError> {
         let num_members = r.i16()?;
         let num_pending = r.i16()?;
-        let visited = checked_count(
-            num_members.into(),
-            "members_info num_members",
-            MAX_PROCS_RING,
-        )?;
+        let visited = checked_count(num_members.into(), "members_info num_members", limits.procs)?;
         checked_count(
             num_pending.into(),
             "members_info num_pending",
-            MAX_PROCS_RING - visited,
+            limits.procs - visited,
         )?;
-        let mut slots = [0u32; MAX_PROCS_RING];
+        let mut slots = vec![0u32; limits.procs];
         for slot in &mut slots {
             *slot = r.u32()?;
         }
@@ -211,7 +216,7 @@ impl RingRecord {
         self.commit.get(..usize::try_from(self.num_trans).ok()?)
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<RingRecord, WireError> {
+    fn read(r: &mut Reader<'_>, limits: Limits) -> Result<RingRecord, WireError> {
         let memb_id = MembershipId {
             proc_id: r.u32()?,
             time: r.i32()?,
@@ -222,8 +227,12 @@ impl RingRecord {
         let num_holes = r.i32()?;
         let num_commit = r.i16()?;
         let num_trans = r.i16()?;
-        let num_holes = checked_count(num_holes.into(), "ring_info num_holes", MAX_TOKEN_BODY / 4)?;
-        let num_commit = checked_count(num_commit.into(), "ring_info num_commit", MAX_PROCS_RING)?;
+        let num_holes = checked_count(
+            num_holes.into(),
+            "ring_info num_holes",
+            limits.token_body / 4,
+        )?;
+        let num_commit = checked_count(num_commit.into(), "ring_info num_commit", limits.procs)?;
         let holes = (0..num_holes).map(|_| r.i32()).collect::<Result<_, _>>()?;
         let commit = (0..num_commit).map(|_| r.u32()).collect::<Result<_, _>>()?;
         Ok(RingRecord {
@@ -237,9 +246,13 @@ impl RingRecord {
         })
     }
 
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), WireError> {
-        let num_holes = i16_count(self.holes.len(), "ring_info num_holes", MAX_TOKEN_BODY / 4)?;
-        let num_commit = i16_count(self.commit.len(), "ring_info num_commit", MAX_PROCS_RING)?;
+    fn write(&self, w: &mut Writer<'_>, limits: Limits) -> Result<(), WireError> {
+        let num_holes = i16_count(
+            self.holes.len(),
+            "ring_info num_holes",
+            limits.token_body / 4,
+        )?;
+        let num_commit = i16_count(self.commit.len(), "ring_info num_commit", limits.procs)?;
         w.u32(self.memb_id.proc_id);
         w.i32(self.memb_id.time);
         w.i32(self.trans_time);
@@ -258,40 +271,42 @@ impl RingRecord {
     }
 }
 
-fn read_rings(r: &mut Reader<'_>) -> Result<Vec<RingRecord>, WireError> {
+fn read_rings(r: &mut Reader<'_>, limits: Limits) -> Result<Vec<RingRecord>, WireError> {
     let num_rings = r.i32()?;
     let num_rings = checked_count(
         num_rings.into(),
         "form num_rings",
-        MAX_TOKEN_BODY / RING_INFO_LEN,
+        limits.token_body / RING_INFO_LEN,
     )?;
-    (0..num_rings).map(|_| RingRecord::read(r)).collect()
+    (0..num_rings)
+        .map(|_| RingRecord::read(r, limits))
+        .collect()
 }
 
-fn write_rings(rings: &[RingRecord], w: &mut Writer<'_>) -> Result<(), WireError> {
+fn write_rings(rings: &[RingRecord], w: &mut Writer<'_>, limits: Limits) -> Result<(), WireError> {
     let num_rings = i16_count(
         rings.len(),
         "form num_rings",
-        MAX_TOKEN_BODY / RING_INFO_LEN,
+        limits.token_body / RING_INFO_LEN,
     )?;
     w.i32(num_rings.into());
-    rings.iter().try_for_each(|ring| ring.write(w))
+    rings.iter().try_for_each(|ring| ring.write(w, limits))
 }
 
 /// Refuses FORM bodies longer than a token can carry, in either direction.
-fn check_body_len(len: usize) -> Result<(), WireError> {
-    if len > MAX_TOKEN_BODY {
+fn check_body_len(len: usize, limits: Limits) -> Result<(), WireError> {
+    if len > limits.token_body {
         return Err(WireError::TooMany {
             what: "FORM token body length",
             value: len,
-            max: MAX_TOKEN_BODY,
+            max: limits.token_body,
         });
     }
     Ok(())
 }
 
-fn checked_body(out: Vec<u8>) -> Result<Vec<u8>, WireError> {
-    check_body_len(out.len())?;
+fn checked_body(out: Vec<u8>, limits: Limits) -> Result<Vec<u8>, WireError> {
+    check_body_len(out.len(), limits)?;
     Ok(out)
 }
 
@@ -306,11 +321,16 @@ pub struct Form1Body {
 impl Form1Body {
     /// Decodes a whole FORM1 body (`rtr_len` bytes); the ring records must fill it exactly.
     pub fn decode(body: &[u8], endian: Endian) -> Result<Form1Body, WireError> {
-        check_body_len(body.len())?;
+        Form1Body::decode_in(body, endian, Limits::SPREAD_3_17)
+    }
+
+    /// Decodes with the given limits (extended rings).
+    pub fn decode_in(body: &[u8], endian: Endian, limits: Limits) -> Result<Form1Body, WireError> {
+        check_body_len(body.len(), limits)?;
         let mut r = Reader::new(body, endian, "FORM1 body");
-        let members = MembersTable::read(&mut r)?;
+        let members = MembersTable::read(&mut r, limits)?;
         let reps = RepsTable::read(&mut r)?;
-        let rings = read_rings(&mut r)?;
+        let rings = read_rings(&mut r, limits)?;
         r.finish()?;
         Ok(Form1Body {
             members,
@@ -319,14 +339,19 @@ impl Form1Body {
         })
     }
 
-    /// Encodes; refuses bodies over [`MAX_TOKEN_BODY`], which a C daemon dies on.
+    /// Encodes; refuses bodies over [`MAX_TOKEN_BODY`](super::token::MAX_TOKEN_BODY), which a C daemon dies on.
     pub fn encode(&self, endian: Endian) -> Result<Vec<u8>, WireError> {
+        self.encode_in(endian, Limits::SPREAD_3_17)
+    }
+
+    /// Encodes within the given limits (extended rings).
+    pub fn encode_in(&self, endian: Endian, limits: Limits) -> Result<Vec<u8>, WireError> {
         let mut out = Vec::with_capacity(MEMBERS_INFO_LEN + REPS_INFO_LEN + 4);
         let mut w = Writer::new(&mut out, endian);
         self.members.write(&mut w);
         self.reps.write(&mut w);
-        write_rings(&self.rings, &mut w)?;
-        checked_body(out)
+        write_rings(&self.rings, &mut w, limits)?;
+        checked_body(out, limits)
     }
 }
 
@@ -343,14 +368,19 @@ pub struct Form2Body {
 impl Form2Body {
     /// Decodes a whole FORM2 body; the ring records must fill it exactly.
     pub fn decode(body: &[u8], endian: Endian) -> Result<Form2Body, WireError> {
-        check_body_len(body.len())?;
+        Form2Body::decode_in(body, endian, Limits::SPREAD_3_17)
+    }
+
+    /// Decodes with the given limits (extended rings).
+    pub fn decode_in(body: &[u8], endian: Endian, limits: Limits) -> Result<Form2Body, WireError> {
+        check_body_len(body.len(), limits)?;
         let mut r = Reader::new(body, endian, "FORM2 body");
-        let members = MembersTable::read(&mut r)?;
+        let members = MembersTable::read(&mut r, limits)?;
         let ring_id = MembershipId {
             proc_id: r.u32()?,
             time: r.i32()?,
         };
-        let rings = read_rings(&mut r)?;
+        let rings = read_rings(&mut r, limits)?;
         r.finish()?;
         Ok(Form2Body {
             members,
@@ -360,13 +390,18 @@ impl Form2Body {
     }
 
     pub fn encode(&self, endian: Endian) -> Result<Vec<u8>, WireError> {
+        self.encode_in(endian, Limits::SPREAD_3_17)
+    }
+
+    /// Encodes within the given limits (extended rings).
+    pub fn encode_in(&self, endian: Endian, limits: Limits) -> Result<Vec<u8>, WireError> {
         let mut out = Vec::with_capacity(MEMBERS_INFO_LEN + 8 + 4);
         let mut w = Writer::new(&mut out, endian);
         self.members.write(&mut w);
         w.u32(self.ring_id.proc_id);
         w.i32(self.ring_id.time);
-        write_rings(&self.rings, &mut w)?;
-        checked_body(out)
+        write_rings(&self.rings, &mut w, limits)?;
+        checked_body(out, limits)
     }
 }
 

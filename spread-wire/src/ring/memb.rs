@@ -15,7 +15,7 @@
 
 use super::cursor::{checked_count, i16_count, Reader, Writer};
 use super::packet::{packet_type, PacketHeader};
-use super::{WireError, MAX_PROCS_RING};
+use super::{Limits, WireError};
 use crate::codec::Endian;
 use crate::membership::MembershipId;
 
@@ -49,10 +49,10 @@ impl MemberList {
         4 + 4 * self.members.len()
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<MemberList, WireError> {
+    fn read(r: &mut Reader<'_>, limits: Limits) -> Result<MemberList, WireError> {
         let num_members = r.i16()?;
         let num_pending = r.i16()?;
-        let n = checked_count(num_members.into(), "members num_members", MAX_PROCS_RING)?;
+        let n = checked_count(num_members.into(), "members num_members", limits.procs)?;
         let members = (0..n).map(|_| r.u32()).collect::<Result<_, _>>()?;
         Ok(MemberList {
             num_pending,
@@ -60,11 +60,11 @@ impl MemberList {
         })
     }
 
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), WireError> {
+    fn write(&self, w: &mut Writer<'_>, limits: Limits) -> Result<(), WireError> {
         w.i16(i16_count(
             self.members.len(),
             "members num_members",
-            MAX_PROCS_RING,
+            limits.procs,
         )?);
         w.i16(self.num_pending);
         for &m in &self.members {
@@ -141,15 +141,24 @@ pub struct AliveBody {
 impl AliveBody {
     /// Decodes a whole ALIVE body; its length must be exactly what `num_members` says.
     pub fn decode(body: &[u8], endian: Endian) -> Result<AliveBody, WireError> {
+        AliveBody::decode_in(body, endian, Limits::SPREAD_3_17)
+    }
+
+    pub fn decode_in(body: &[u8], endian: Endian, limits: Limits) -> Result<AliveBody, WireError> {
         let mut r = Reader::new(body, endian, "ALIVE body");
-        let members = MemberList::read(&mut r)?;
+        let members = MemberList::read(&mut r, limits)?;
         r.finish()?;
         Ok(AliveBody { members })
     }
 
     pub fn encode(&self, endian: Endian) -> Result<Vec<u8>, WireError> {
+        self.encode_in(endian, Limits::SPREAD_3_17)
+    }
+
+    pub fn encode_in(&self, endian: Endian, limits: Limits) -> Result<Vec<u8>, WireError> {
         let mut out = Vec::with_capacity(self.members.encoded_len());
-        self.members.write(&mut Writer::new(&mut out, endian))?;
+        self.members
+            .write(&mut Writer::new(&mut out, endian), limits)?;
         Ok(out)
     }
 }
@@ -164,17 +173,25 @@ pub struct JoinBody {
 impl JoinBody {
     /// Decodes a whole JOIN body; both prefixes must fill it exactly.
     pub fn decode(body: &[u8], endian: Endian) -> Result<JoinBody, WireError> {
+        JoinBody::decode_in(body, endian, Limits::SPREAD_3_17)
+    }
+
+    pub fn decode_in(body: &[u8], endian: Endian, limits: Limits) -> Result<JoinBody, WireError> {
         let mut r = Reader::new(body, endian, "JOIN body");
-        let members = MemberList::read(&mut r)?;
+        let members = MemberList::read(&mut r, limits)?;
         let reps = RepList::read(&mut r)?;
         r.finish()?;
         Ok(JoinBody { members, reps })
     }
 
     pub fn encode(&self, endian: Endian) -> Result<Vec<u8>, WireError> {
+        self.encode_in(endian, Limits::SPREAD_3_17)
+    }
+
+    pub fn encode_in(&self, endian: Endian, limits: Limits) -> Result<Vec<u8>, WireError> {
         let mut out = Vec::with_capacity(self.members.encoded_len() + self.reps.encoded_len());
         let mut w = Writer::new(&mut out, endian);
-        self.members.write(&mut w)?;
+        self.members.write(&mut w, limits)?;
         self.reps.write(&mut w)?;
         Ok(out)
     }

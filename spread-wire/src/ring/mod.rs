@@ -36,6 +36,53 @@ pub const MAX_DATAGRAM: usize = 1472;
 /// Daemons in one ring at most (`MAX_PROCS_RING`): the length of every per-daemon array.
 pub const MAX_PROCS_RING: usize = 128;
 
+/// The sizes that bound a ring's tables and tokens.
+///
+/// 3.17's are fixed ([`Limits::SPREAD_3_17`]): 128-entry member tables and token bodies of
+/// at most 1444 bytes, and every byte travels as a 3.17 daemon expects. A ring configured
+/// with more than 128 daemons — which no 3.17 daemon can even load, so none can be in it —
+/// runs in *extended* mode ([`Limits::extended`]): member tables as long as the
+/// configuration, token bodies up to what `rtr_len` (an i16) can count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Limits {
+    /// Entries of every per-daemon table (`members_info`).
+    pub procs: usize,
+    /// Bytes of a token body.
+    pub token_body: usize,
+    /// Bytes of one datagram.
+    pub datagram: usize,
+}
+
+impl Limits {
+    pub const SPREAD_3_17: Limits = Limits {
+        procs: MAX_PROCS_RING,
+        token_body: MAX_DATAGRAM - 28,
+        datagram: MAX_DATAGRAM,
+    };
+
+    /// For a ring of `procs` daemons (more than 128).
+    pub fn extended(procs: usize) -> Limits {
+        Limits {
+            procs: procs.max(MAX_PROCS_RING),
+            token_body: i16::MAX as usize,
+            datagram: 32 + i16::MAX as usize,
+        }
+    }
+
+    /// 3.17's limits up to 128 daemons, extended ones beyond.
+    pub fn for_ring(procs: usize) -> Limits {
+        if procs > MAX_PROCS_RING {
+            Limits::extended(procs)
+        } else {
+            Limits::SPREAD_3_17
+        }
+    }
+
+    pub fn is_extended(&self) -> bool {
+        *self != Limits::SPREAD_3_17
+    }
+}
+
 /// Why bytes are not a well-formed ring datagram or body.
 ///
 /// `what` names the struct or field being read, so a log line says where it broke.

@@ -19,7 +19,7 @@
 //! the datagram is refused unless the headers' lengths account for every byte.
 
 use super::cursor::{Reader, Writer};
-use super::{WireError, MAX_DATAGRAM};
+use super::{Limits, WireError, MAX_DATAGRAM};
 use crate::codec::{Endian, ENDIAN_MARKER};
 use crate::membership::MembershipId;
 
@@ -193,11 +193,16 @@ pub type Packets<'a> = Vec<(PacketHeader, &'a [u8])>;
 /// gaps do not add up to its length exactly. Padding bytes are not checked (the C receiver
 /// skips them); padding after the last packet is refused, since no sender produces it.
 pub fn split_datagram(bytes: &[u8]) -> Result<(Endian, Packets<'_>), WireError> {
-    if bytes.len() > MAX_DATAGRAM {
+    split_datagram_in(bytes, Limits::SPREAD_3_17)
+}
+
+/// The same, with the given limits (extended rings send longer ALIVE/JOIN datagrams).
+pub fn split_datagram_in(bytes: &[u8], limits: Limits) -> Result<(Endian, Packets<'_>), WireError> {
+    if bytes.len() > limits.datagram {
         return Err(WireError::TooMany {
             what: "datagram length",
             value: bytes.len(),
-            max: MAX_DATAGRAM,
+            max: limits.datagram,
         });
     }
     let (first, endian) = PacketHeader::decode(bytes)?;
@@ -245,16 +250,26 @@ pub fn encode_datagram(
     endian: Endian,
     packets: &[(PacketHeader, &[u8])],
 ) -> Result<Vec<u8>, WireError> {
+    encode_datagram_in(endian, packets, Limits::SPREAD_3_17)
+}
+
+/// The same, with the given limits (extended rings send longer ALIVE/JOIN datagrams).
+pub fn encode_datagram_in(
+    endian: Endian,
+    packets: &[(PacketHeader, &[u8])],
+    limits: Limits,
+) -> Result<Vec<u8>, WireError> {
     if packets.is_empty() {
         return Err(WireError::Empty { what: "datagram" });
     }
+    let max_body = limits.datagram - PACKET_HEADER_LEN;
     let mut out = Vec::with_capacity(MAX_DATAGRAM);
     for (i, (header, body)) in packets.iter().enumerate() {
-        if body.len() > MAX_PACKET_BODY {
+        if body.len() > max_body {
             return Err(WireError::TooMany {
                 what: "packet body length",
                 value: body.len(),
-                max: MAX_PACKET_BODY,
+                max: max_body,
             });
         }
         let gap = out.len().next_multiple_of(4) - out.len();
@@ -270,11 +285,11 @@ pub fn encode_datagram(
         };
         out.extend_from_slice(&encoded);
         out.extend_from_slice(body);
-        if out.len() > MAX_DATAGRAM {
+        if out.len() > limits.datagram {
             return Err(WireError::TooMany {
                 what: "datagram length",
                 value: out.len(),
-                max: MAX_DATAGRAM,
+                max: limits.datagram,
             });
         }
     }

@@ -21,7 +21,7 @@
 
 use super::cursor::{checked_count, i16_count, Reader, Writer};
 use super::packet::packet_type;
-use super::{WireError, MAX_DATAGRAM};
+use super::{Limits, WireError, MAX_DATAGRAM};
 use crate::codec::{Endian, ENDIAN_MARKER};
 use crate::membership::MembershipId;
 
@@ -136,8 +136,16 @@ impl TokenHeader {
 /// Cuts a token datagram into header and body; the datagram must be exactly
 /// `28 + rtr_len` bytes (the check `Prot_handle_token` makes).
 pub fn split_token(bytes: &[u8]) -> Result<(TokenHeader, Endian, &[u8]), WireError> {
+    split_token_in(bytes, Limits::SPREAD_3_17)
+}
+
+/// The same, with the given limits (extended rings carry longer tokens).
+pub fn split_token_in(
+    bytes: &[u8],
+    limits: Limits,
+) -> Result<(TokenHeader, Endian, &[u8]), WireError> {
     let (header, endian) = TokenHeader::decode(bytes)?;
-    let body_len = checked_count(header.rtr_len.into(), "token rtr_len", MAX_TOKEN_BODY)?;
+    let body_len = checked_count(header.rtr_len.into(), "token rtr_len", limits.token_body)?;
     let body = &bytes[TOKEN_HEADER_LEN..];
     if body.len() != body_len {
         return Err(WireError::LengthMismatch {
@@ -156,7 +164,17 @@ pub fn encode_token(
     endian: Endian,
     body: &[u8],
 ) -> Result<Vec<u8>, WireError> {
-    let rtr_len = i16_count(body.len(), "token body length", MAX_TOKEN_BODY)?;
+    encode_token_in(header, endian, body, Limits::SPREAD_3_17)
+}
+
+/// The same, with the given limits.
+pub fn encode_token_in(
+    header: &TokenHeader,
+    endian: Endian,
+    body: &[u8],
+    limits: Limits,
+) -> Result<Vec<u8>, WireError> {
+    let rtr_len = i16_count(body.len(), "token body length", limits.token_body)?;
     let header = TokenHeader { rtr_len, ..*header };
     let mut out = Vec::with_capacity(TOKEN_HEADER_LEN + body.len());
     out.extend_from_slice(&header.encode(endian));
@@ -190,11 +208,20 @@ impl RingRtr {
 
 /// Decodes a regular token's body: records back to back, filling `rtr_len` exactly.
 pub fn decode_rtr_list(body: &[u8], endian: Endian) -> Result<Vec<RingRtr>, WireError> {
-    if body.len() > MAX_TOKEN_BODY {
+    decode_rtr_list_in(body, endian, Limits::SPREAD_3_17)
+}
+
+/// The same, with the given limits.
+pub fn decode_rtr_list_in(
+    body: &[u8],
+    endian: Endian,
+    limits: Limits,
+) -> Result<Vec<RingRtr>, WireError> {
+    if body.len() > limits.token_body {
         return Err(WireError::TooMany {
             what: "token body length",
             value: body.len(),
-            max: MAX_TOKEN_BODY,
+            max: limits.token_body,
         });
     }
     let mut r = Reader::new(body, endian, "ring_rtr list");

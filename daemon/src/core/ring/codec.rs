@@ -4,17 +4,18 @@ use super::msgs::{kind, Members, Packet, Rep, Reps, RingInfo, Rtr, Token, TokenB
 use bytes::Bytes;
 use spread_wire::ring::form::{Form1Body, Form2Body, MembersTable, RepsTable, RingRecord};
 use spread_wire::ring::memb::{AliveBody, JoinBody, MemberList, RepInfo, RepList};
-use spread_wire::ring::packet::{encode_datagram, split_datagram, PacketHeader};
+use spread_wire::ring::packet::{encode_datagram_in, split_datagram_in, PacketHeader};
 use spread_wire::ring::token::{
-    decode_rtr_list, encode_rtr_list, encode_token as wire_token, split_token, RingRtr, TokenHeader,
+    decode_rtr_list_in, encode_rtr_list, encode_token_in as wire_token, split_token_in, RingRtr,
+    TokenHeader,
 };
-use spread_wire::ring::WireError;
+use spread_wire::ring::{Limits, WireError};
 use spread_wire::Endian;
 
 /// The packets of a data-port datagram and the byte order of its sender.
-pub fn decode_packets(datagram: &[u8]) -> Result<(Endian, Vec<Packet>), WireError> {
+pub fn decode_packets(datagram: &[u8], limits: Limits) -> Result<(Endian, Vec<Packet>), WireError> {
     let whole = Bytes::copy_from_slice(datagram);
-    let (endian, parts) = split_datagram(datagram)?;
+    let (endian, parts) = split_datagram_in(datagram, limits)?;
     let base = datagram.as_ptr() as usize;
     let packets = parts
         .into_iter()
@@ -36,7 +37,7 @@ pub fn decode_packets(datagram: &[u8]) -> Result<(Endian, Vec<Packet>), WireErro
 }
 
 /// One datagram holding `packets`, the first stamped with our marker.
-pub fn encode_packets(packets: &[Packet], endian: Endian) -> Vec<u8> {
+pub fn encode_packets(packets: &[Packet], endian: Endian, limits: Limits) -> Vec<u8> {
     let parts: Vec<(PacketHeader, &[u8])> = packets
         .iter()
         .map(|p| {
@@ -55,7 +56,8 @@ pub fn encode_packets(packets: &[Packet], endian: Endian) -> Vec<u8> {
             )
         })
         .collect();
-    encode_datagram(endian, &parts).expect("the ring never builds a datagram over 1472 bytes")
+    encode_datagram_in(endian, &parts, limits)
+        .expect("the ring never builds a datagram over its limits")
 }
 
 /// Rewrites a routed datagram for re-broadcast in my segment: ROUTED cleared and me as its
@@ -68,10 +70,10 @@ pub fn reroute(datagram: &mut [u8], me: u32) {
     datagram[4..8].copy_from_slice(&endian.u32_bytes(me));
 }
 
-pub fn decode_token(datagram: &[u8]) -> Result<Token, WireError> {
-    let (h, endian, body) = split_token(datagram)?;
+pub fn decode_token(datagram: &[u8], limits: Limits) -> Result<Token, WireError> {
+    let (h, endian, body) = split_token_in(datagram, limits)?;
     let body = if h.is_form1() {
-        let f = Form1Body::decode(body, endian)?;
+        let f = Form1Body::decode_in(body, endian, limits)?;
         TokenBody::Form1 {
             members: members_from(&f.members),
             reps: Reps {
@@ -81,7 +83,7 @@ pub fn decode_token(datagram: &[u8]) -> Result<Token, WireError> {
             rings: f.rings.iter().map(ring_from).collect(),
         }
     } else if h.is_form2() {
-        let f = Form2Body::decode(body, endian)?;
+        let f = Form2Body::decode_in(body, endian, limits)?;
         TokenBody::Form2 {
             members: members_from(&f.members),
             memb_id: f.ring_id,
@@ -89,7 +91,7 @@ pub fn decode_token(datagram: &[u8]) -> Result<Token, WireError> {
         }
     } else {
         TokenBody::Regular(
-            decode_rtr_list(body, endian)?
+            decode_rtr_list_in(body, endian, limits)?
                 .into_iter()
                 .map(|r| Rtr {
                     memb_id: r.memb_id,
@@ -114,7 +116,7 @@ pub fn decode_token(datagram: &[u8]) -> Result<Token, WireError> {
 
 /// A token's bytes, or why it does not fit 3.17's limits (a FORM token with too many holes
 /// or rings: 3.17 dies on those; we refuse to send them).
-pub fn encode_token(token: &Token, endian: Endian) -> Result<Vec<u8>, WireError> {
+pub fn encode_token(token: &Token, endian: Endian, limits: Limits) -> Result<Vec<u8>, WireError> {
     let header = TokenHeader {
         type_word: token.kind,
         transmitter_id: token.transmitter,
@@ -143,38 +145,41 @@ pub fn encode_token(token: &Token, endian: Endian) -> Result<Vec<u8>, WireError>
             reps,
             rings,
         } => Form1Body {
-            members: members_to(members)?,
+            members: members_to(members, limits)?,
             reps: RepsTable::from_reps(
                 &reps.reps.iter().map(rep_to).collect::<Vec<_>>(),
                 reps.rep_index as i16,
             )?,
             rings: rings.iter().map(ring_to).collect(),
         }
-        .encode(endian),
+        .encode_in(endian, limits),
         TokenBody::Form2 {
             members,
             memb_id,
             rings,
         } => Form2Body {
-            members: members_to(members)?,
+            members: members_to(members, limits)?,
             ring_id: *memb_id,
             rings: rings.iter().map(ring_to).collect(),
         }
-        .encode(endian),
+        .encode_in(endian, limits),
     }?;
-    wire_token(&header, endian, &body)
+    wire_token(&header, endian, &body, limits)
 }
 
 /// An ALIVE body: the listed members.
-pub fn encode_alive_body(members: &Members, endian: Endian) -> Bytes {
+pub fn encode_alive_body(members: &Members, endian: Endian, limits: Limits) -> Bytes {
     let body = AliveBody {
         members: member_list(members),
     };
-    Bytes::from(body.encode(endian).expect("at most 128 members"))
+    Bytes::from(
+        body.encode_in(endian, limits)
+            .expect("members within the ring's limits"),
+    )
 }
 
 /// A JOIN body: the listed members, then the reps.
-pub fn encode_join_body(members: &Members, reps: &Reps, endian: Endian) -> Bytes {
+pub fn encode_join_body(members: &Members, reps: &Reps, endian: Endian, limits: Limits) -> Bytes {
     let body = JoinBody {
         members: member_list(members),
         reps: RepList {
@@ -182,11 +187,18 @@ pub fn encode_join_body(members: &Members, reps: &Reps, endian: Endian) -> Bytes
             reps: reps.reps.iter().map(rep_to).collect(),
         },
     };
-    Bytes::from(body.encode(endian).expect("within 3.17's limits"))
+    Bytes::from(
+        body.encode_in(endian, limits)
+            .expect("within the ring's limits"),
+    )
 }
 
-pub fn decode_join_body(body: &[u8], endian: Endian) -> Result<(Members, Reps), WireError> {
-    let join = JoinBody::decode(body, endian)?;
+pub fn decode_join_body(
+    body: &[u8],
+    endian: Endian,
+    limits: Limits,
+) -> Result<(Members, Reps), WireError> {
+    let join = JoinBody::decode_in(body, endian, limits)?;
     Ok((
         Members {
             num_members: join.members.members.len(),
@@ -216,9 +228,9 @@ fn members_from(t: &MembersTable) -> Members {
     }
 }
 
-fn members_to(m: &Members) -> Result<MembersTable, WireError> {
+fn members_to(m: &Members, limits: Limits) -> Result<MembersTable, WireError> {
     let total = (m.num_members + m.num_pending).min(m.ids.len());
-    MembersTable::from_ids(&m.ids[..total], m.num_members.min(total))
+    MembersTable::from_ids_in(&m.ids[..total], m.num_members.min(total), limits)
 }
 
 fn rep_from(r: &RepInfo) -> Rep {

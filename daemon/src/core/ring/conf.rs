@@ -5,6 +5,7 @@
 //! leads a ring, where the token goes next and which representative is "smallest", so every
 //! daemon of a ring must read the same file the same way.
 
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 /// A daemon's id on the wire: its IPv4 address as a host-order integer.
@@ -35,16 +36,28 @@ pub struct Position {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RingConf {
     pub segments: Vec<SegmentConf>,
+    /// Each daemon's place and configuration index, for lookups that stay cheap in rings of
+    /// a thousand daemons.
+    index: HashMap<ProcId, (Position, usize)>,
 }
 
 impl RingConf {
+    pub fn new(segments: Vec<SegmentConf>) -> RingConf {
+        let mut index = HashMap::new();
+        let mut n = 0;
+        for (segment, s) in segments.iter().enumerate() {
+            for (i, p) in s.procs.iter().enumerate() {
+                index
+                    .entry(p.id)
+                    .or_insert((Position { segment, index: i }, n));
+                n += 1;
+            }
+        }
+        RingConf { segments, index }
+    }
+
     pub fn position(&self, id: ProcId) -> Option<Position> {
-        self.segments.iter().enumerate().find_map(|(segment, s)| {
-            s.procs
-                .iter()
-                .position(|p| p.id == id)
-                .map(|index| Position { segment, index })
-        })
+        self.index.get(&id).map(|(pos, _)| *pos)
     }
 
     pub fn proc(&self, pos: Position) -> &ProcConf {
@@ -71,14 +84,7 @@ impl RingConf {
     /// A daemon's index in configuration order (the index monitor arrays and reassembly
     /// queues use).
     pub fn index_of(&self, id: ProcId) -> Option<usize> {
-        let pos = self.position(id)?;
-        Some(
-            self.segments[..pos.segment]
-                .iter()
-                .map(|s| s.procs.len())
-                .sum::<usize>()
-                + pos.index,
-        )
+        self.index.get(&id).map(|(_, i)| *i)
     }
 
     /// Whether data to "everyone" must be broadcast in `segment`: more than one daemon is
@@ -104,6 +110,7 @@ impl RingConf {
 pub struct Membership {
     /// Members by position, sorted: configuration order.
     members: Vec<(Position, ProcId)>,
+    ids: BTreeSet<ProcId>,
 }
 
 impl Membership {
@@ -114,11 +121,12 @@ impl Membership {
             .collect();
         members.sort();
         members.dedup();
-        Membership { members }
+        let ids = members.iter().map(|(_, id)| *id).collect();
+        Membership { members, ids }
     }
 
     pub fn contains(&self, id: ProcId) -> bool {
-        self.members.iter().any(|(_, m)| *m == id)
+        self.ids.contains(&id)
     }
 
     pub fn len(&self) -> usize {

@@ -27,7 +27,7 @@ impl Ring {
         if packet.kind & kind::ALIVE != 0 {
             self.handle_alive(sender);
         } else if packet.kind & kind::JOIN != 0 {
-            match codec::decode_join_body(&packet.body, endian) {
+            match codec::decode_join_body(&packet.body, endian, self.limits) {
                 Ok((members, reps)) if !reps.reps.is_empty() => {
                     self.handle_join(sender, members, reps)
                 }
@@ -343,7 +343,7 @@ impl Ring {
     // ---- sending ----------------------------------------------------------------------------
 
     pub(super) fn scast_alive(&mut self, repeat: bool) {
-        let body = codec::encode_alive_body(&self.f_members, self.endian);
+        let body = codec::encode_alive_body(&self.f_members, self.endian, self.limits);
         let alive = self.control_packet(kind::ALIVE, body);
         self.scast(self.my_pos.segment, vec![alive]);
         if repeat {
@@ -352,7 +352,7 @@ impl Ring {
     }
 
     fn join_packet(&self) -> Packet {
-        let body = codec::encode_join_body(&self.f_members, &self.f_reps, self.endian);
+        let body = codec::encode_join_body(&self.f_members, &self.f_reps, self.endian, self.limits);
         self.control_packet(kind::JOIN, body)
     }
 
@@ -684,7 +684,9 @@ impl Ring {
             .into_iter()
             .partition(|r| r.memb_id == self.membership_id);
         match mine.into_iter().next() {
-            None if others.len() + 1 > MAX_FORM_RINGS => {
+            // Extended rings are bounded by what fits the token (checked by the caller), not
+            // by 3.17's 20 rings per formation.
+            None if !self.limits.is_extended() && others.len() + 1 > MAX_FORM_RINGS => {
                 // No room for my ring on the token: I leave the new ring instead.
                 if let Some(at) = members.listed().iter().position(|id| *id == self.me) {
                     members.ids.remove(at);

@@ -169,8 +169,6 @@ const MAX_SEQ_GAP: i32 = 1600;
 pub const MAX_PACKET_SIZE: usize = 1472;
 /// Bytes of one packet body (a message fragment).
 pub const FRAGMENT_SIZE: usize = MAX_PACKET_SIZE - 32;
-/// Bytes of a token body.
-const TOKEN_BODY_SIZE: usize = MAX_PACKET_SIZE - 28;
 
 pub struct Ring {
     conf: RingConf,
@@ -182,6 +180,8 @@ pub struct Ring {
     wide: bool,
     /// Largest membership this ring may form (128 in 3.17; more in extended mode).
     max_procs: usize,
+    /// Table and token sizes: 3.17's, or extended for rings of more than 128 daemons.
+    limits: spread_wire::ring::Limits,
     started: Instant,
     wall_clock_at_start: i64,
     now: Instant,
@@ -253,6 +253,7 @@ impl Ring {
             endian: opts.endian,
             wide,
             max_procs: num_procs.max(128),
+            limits: spread_wire::ring::Limits::for_ring(num_procs),
             started: now,
             wall_clock_at_start: opts.wall_clock_secs,
             now,
@@ -322,7 +323,7 @@ impl Ring {
         self.now = now;
         match port {
             Port::Data => self.handle_data_datagram(datagram),
-            Port::Token => match codec::decode_token(datagram) {
+            Port::Token => match codec::decode_token(datagram, self.limits) {
                 Ok(token) => self.handle_token(token),
                 Err(e) => tracing::debug!("dropping a token datagram: {e}"),
             },
@@ -470,7 +471,7 @@ impl Ring {
                 first.kind & !kind::ROUTED
             };
         }
-        let payload = codec::encode_packets(&packets, self.endian);
+        let payload = codec::encode_packets(&packets, self.endian, self.limits);
         self.transmits.push_back(Transmit { to, payload });
     }
 
@@ -538,7 +539,7 @@ impl Ring {
     fn unicast_token(&mut self, to: ProcId, token: &Token) {
         let mut token = token.clone();
         token.transmitter = self.me;
-        match codec::encode_token(&token, self.endian) {
+        match codec::encode_token(&token, self.endian, self.limits) {
             Ok(payload) => self.transmits.push_back(Transmit {
                 to: Destination::Token(to),
                 payload,
@@ -549,13 +550,13 @@ impl Ring {
 
     /// Whether a token encodes within 3.17's limits.
     fn token_fits(&self, token: &Token) -> bool {
-        codec::encode_token(token, self.endian).is_ok()
+        codec::encode_token(token, self.endian, self.limits).is_ok()
     }
 
     // ---- receiving --------------------------------------------------------------------------
 
     fn handle_data_datagram(&mut self, datagram: &[u8]) {
-        let (endian, packets) = match codec::decode_packets(datagram) {
+        let (endian, packets) = match codec::decode_packets(datagram, self.limits) {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!("dropping a data datagram: {e}");

@@ -1,9 +1,7 @@
 //! The ordering protocol: tokens, retransmissions, delivery (3.17's `protocol.c`).
 
 use super::msgs::{kind, Packet, Rtr, Token, TokenBody};
-use super::{
-    Destination, Ring, RingEvent, Slot, State, Timer, MAX_SEQ_GAP, TOKEN_BODY_SIZE, WINDOW_SLOTS,
-};
+use super::{Destination, Ring, RingEvent, Slot, State, Timer, MAX_SEQ_GAP, WINDOW_SLOTS};
 use bytes::{Bytes, BytesMut};
 
 /// Bytes of a retransmission record's fixed part.
@@ -252,7 +250,9 @@ impl Ring {
     /// Appends my request for what I miss, as far as the token has room.
     fn request_missing(&mut self, records: &mut Vec<Rtr>, proc_id: i32, seg_index: i16) {
         let used: usize = records.iter().map(|r| RTR_HEADER + 4 * r.seqs.len()).sum();
-        let Some(mut room) = TOKEN_BODY_SIZE
+        let Some(mut room) = self
+            .limits
+            .token_body
             .checked_sub(used + RTR_HEADER)
             .map(|b| b / 4)
         else {
