@@ -1,7 +1,7 @@
 //! Starting a daemon: command line, configuration, identity, listeners, the loop.
 
 use crate::config::{self, Config};
-use crate::core::ring::{ProcConf, RingConf, RingOptions, SegmentConf, Timeouts};
+use crate::core::ring::{FlowControl, ProcConf, RingConf, RingOptions, SegmentConf, Timeouts};
 use crate::core::{Daemon, DaemonOptions, Identity};
 use crate::io::{bind_local_socket, Binding, EventLoop, Listeners, RingSockets};
 use spread_wire::membership::MembershipId;
@@ -64,6 +64,8 @@ const ACTED_ON: &[&str] = &[
     "GatherTimeout",
     "FormTimeout",
     "LookupTimeout",
+    "Window",
+    "PersonalWindow",
     "DebugFlags",
     "EventLogFile",
     "AllowedAuthMethods",
@@ -245,6 +247,19 @@ pub fn timeouts(config: &Config) -> Timeouts {
     t
 }
 
+/// Our window defaults (several times 3.17's), or what spread.conf sets. In a ring with
+/// 3.17 daemons set `Window = 60` and `PersonalWindow = 15`, or ours take their share.
+pub fn flow_control(config: &Config) -> FlowControl {
+    let mut flow = FlowControl::default();
+    if let Some(w) = config.window {
+        flow.window = w as i32;
+    }
+    if let Some(p) = config.personal_window {
+        flow.personal_window = p as i32;
+    }
+    flow
+}
+
 /// Where the last ring time this daemon used is kept across restarts.
 fn ring_time_file(config: &Config, identity: &Identity, port: u16) -> PathBuf {
     let dir = config
@@ -326,7 +341,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
             conf,
             me: u32::from(identity.ip),
             timeouts: t,
-            flow: Default::default(),
+            flow: flow_control(&config),
             endian: opts.endian,
             wall_clock_secs: now_secs as i64,
             last_time_used,

@@ -30,16 +30,19 @@ pub struct BenchArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Which benchmarks: `daemon` (one daemon), `ring` (three daemons), or `all`.
+    #[arg(long, default_value = "all")]
+    suite: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
-enum DaemonKind {
+pub(crate) enum DaemonKind {
     Rust,
     C,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
-enum ClientKind {
+pub(crate) enum ClientKind {
     Spreadctl,
     Spflooder,
 }
@@ -55,10 +58,10 @@ struct Cell {
     mbytes_per_sec: f64,
 }
 
-struct Tools {
-    spread: PathBuf,
-    spreadctl: PathBuf,
-    c: Option<CSpread>,
+pub(crate) struct Tools {
+    pub(crate) spread: PathBuf,
+    pub(crate) spreadctl: PathBuf,
+    pub(crate) c: Option<CSpread>,
 }
 
 pub fn run(sh: &Shell, args: BenchArgs) -> anyhow::Result<()> {
@@ -80,6 +83,28 @@ pub fn run(sh: &Shell, args: BenchArgs) -> anyhow::Result<()> {
             println!("no C Spread installed: measuring our daemon only (set --c-prefix to compare)")
         }
     }
+    let (one_daemon, ring) = match args.suite.as_str() {
+        "daemon" => (true, false),
+        "ring" => (false, true),
+        "all" => (true, true),
+        other => bail!("unknown --suite {other}: use daemon, ring or all"),
+    };
+    if one_daemon {
+        one_daemon_suite(&tools, &args)?;
+    }
+    if ring {
+        crate::bench_ring::run(&tools, args.runs, args.quick)?;
+    }
+    Ok(())
+}
+
+/// One daemon, sender and receiver both on it: the daemon's own forwarding cost.
+fn one_daemon_suite(tools: &Tools, args: &BenchArgs) -> anyhow::Result<()> {
+    println!();
+    println!(
+        "== one daemon: throughput (msgs/s, median of {})",
+        args.runs
+    );
     let sizes = [100usize, 1000, 10_000];
     let mut cells = Vec::new();
     let daemons: Vec<DaemonKind> = if tools.c.is_some() {
@@ -88,7 +113,7 @@ pub fn run(sh: &Shell, args: BenchArgs) -> anyhow::Result<()> {
         vec![DaemonKind::Rust]
     };
     for daemon in daemons {
-        let running = start_daemon(&tools, daemon)?;
+        let running = start_daemon(tools, daemon)?;
         for &bytes in &sizes {
             let messages = message_count(bytes, args.quick);
             for service in ["reliable", "agreed"] {
@@ -98,7 +123,7 @@ pub fn run(sh: &Shell, args: BenchArgs) -> anyhow::Result<()> {
                 }
                 for client in clients {
                     let mut rates: Vec<f64> = (0..args.runs)
-                        .map(|run| flood(&tools, &running, client, service, bytes, messages, run))
+                        .map(|run| flood(tools, &running, client, service, bytes, messages, run))
                         .collect::<anyhow::Result<_>>()?;
                     rates.sort_by(f64::total_cmp);
                     let median = rates[rates.len() / 2];
@@ -120,8 +145,8 @@ pub fn run(sh: &Shell, args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     print_table(&cells, tools.c.is_some());
-    if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&cells)?)?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&cells)?)?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -213,7 +238,7 @@ impl Drop for RunningDaemon {
     }
 }
 
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -223,7 +248,7 @@ impl Drop for TempDir {
 
 /// A port free for TCP and UDP (port, port+1), never the same twice in one run: a C daemon
 /// sets no SO_REUSEADDR, so it cannot bind a port a previous daemon left in TIME_WAIT.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     static USED: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let start = (std::process::id() % 2000) as u16 * 2
         + USED.fetch_add(10, std::sync::atomic::Ordering::Relaxed);
@@ -284,7 +309,7 @@ fn start_daemon(tools: &Tools, kind: DaemonKind) -> anyhow::Result<RunningDaemon
     Ok(running)
 }
 
-fn make_readable(dir: &Path) {
+pub(crate) fn make_readable(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -304,16 +329,41 @@ fn flood(
     messages: u64,
     run: usize,
 ) -> anyhow::Result<f64> {
+    flood_between(
+        tools,
+        &daemon.address,
+        &daemon.address,
+        client,
+        service,
+        bytes,
+        messages,
+        run,
+    )
+}
+
+/// One measured flood from a sender on `from` to a receiver on `to`; returns messages per
+/// second.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn flood_between(
+    tools: &Tools,
+    from: &str,
+    to: &str,
+    client: ClientKind,
+    service: &str,
+    bytes: usize,
+    messages: u64,
+    run: usize,
+) -> anyhow::Result<f64> {
     let group = format!("bench{run}");
     let (m, b) = (messages.to_string(), bytes.to_string());
     let (mut reader, mut writer) = match client {
         ClientKind::Spreadctl => {
-            let base = |user: &str, mode: &str| {
+            let base = |addr: &str, user: &str, mode: &str| {
                 let mut c = Command::new(&tools.spreadctl);
                 c.args([
                     "flood",
                     "-s",
-                    &daemon.address,
+                    addr,
                     "-u",
                     user,
                     mode,
@@ -328,16 +378,16 @@ fn flood(
                 ]);
                 c
             };
-            (base("rd", "--ro"), base("wr", "--wo"))
+            (base(to, "rd", "--ro"), base(from, "wr", "--wo"))
         }
         ClientKind::Spflooder => {
             let fl = &tools.c.as_ref().expect("C found").spflooder;
-            let base = |user: &str, mode: &str| {
+            let base = |addr: &str, user: &str, mode: &str| {
                 let mut c = Command::new(fl);
-                c.args(["-u", user, mode, "-m", &m, "-b", &b, "-s", &daemon.address]);
+                c.args(["-u", user, mode, "-m", &m, "-b", &b, "-s", addr]);
                 c
             };
-            (base("rd", "-ro"), base("wr", "-wo"))
+            (base(to, "rd", "-ro"), base(from, "wr", "-wo"))
         }
     };
     let mut reader = reader
@@ -374,7 +424,7 @@ fn flood(
     Ok(messages as f64 / start.elapsed().as_secs_f64())
 }
 
-fn wait_for_line(child: &mut Child, word: &str) -> anyhow::Result<()> {
+pub(crate) fn wait_for_line(child: &mut Child, word: &str) -> anyhow::Result<()> {
     let stderr = child.stderr.take().context("receiver stderr")?;
     let mut lines = BufReader::new(stderr).lines();
     for line in lines.by_ref() {

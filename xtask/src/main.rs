@@ -4,6 +4,7 @@
 //! * `bench` — throughput through our daemon and, when installed, the C one.
 
 mod bench;
+mod bench_ring;
 mod ci;
 mod cspread;
 mod sim;

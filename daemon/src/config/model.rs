@@ -89,6 +89,10 @@ pub struct Config {
     /// (lowered to [`MAX_ROUTE_COST`]).
     pub route_matrix: Vec<Vec<u8>>,
     pub timeouts: Timeouts,
+    /// `Window` and `PersonalWindow` (an extension): the ring's flow control, in datagrams
+    /// per token rotation and per token visit.
+    pub window: Option<u32>,
+    pub personal_window: Option<u32>,
     /// Every top-level construct written, in order, so that the daemon can
     /// warn about those it does not act on (see
     /// [`Config::unsupported_directives`]).
@@ -119,6 +123,9 @@ pub struct Timeouts {
     pub form: Option<Duration>,
     pub lookup: Option<Duration>,
 }
+
+/// Flow-control directives, an extension: 3.17 fixes them at 60 and 15.
+pub const WINDOW_DIRECTIVES: [&str; 2] = ["Window", "PersonalWindow"];
 
 /// The timeout directives of later Spread versions, accepted as an extension.
 pub const TIMEOUT_DIRECTIVES: [&str; 9] = [
@@ -315,6 +322,8 @@ impl Config {
             link_protocol: None,
             route_matrix: Vec::new(),
             timeouts: Timeouts::default(),
+            window: None,
+            personal_window: None,
             directives: Vec::new(),
             warnings: Vec::new(),
         }

@@ -28,7 +28,7 @@ use super::model::{
     Config, DaemonEntry, DebugFlag, DirectiveUse, EventPriority, Interface, InterfaceKinds,
     Segment, DEBUG_FLAG_BITS, DEFAULT_PORT, KNOWN_ACCESS_CONTROL_POLICIES, KNOWN_AUTH_METHODS,
     MAX_DAEMONS, MAX_DAEMONS_3_17, MAX_DAEMON_NAME_BYTES, MAX_INTERFACES_PER_DAEMON,
-    MAX_ROUTE_COST, MAX_SEGMENTS, MAX_SEGMENT_PORT, TIMEOUT_DIRECTIVES,
+    MAX_ROUTE_COST, MAX_SEGMENTS, MAX_SEGMENT_PORT, TIMEOUT_DIRECTIVES, WINDOW_DIRECTIVES,
 };
 use super::{ConfigError, Diagnostic, Resolver};
 
@@ -143,6 +143,9 @@ impl<'a> Parser<'a> {
             TokenKind::Keyword(keyword) => self.parse_keyword_item(keyword),
             TokenKind::Word if timeout_directive(&self.current.text).is_some() => {
                 self.parse_timeout()
+            }
+            TokenKind::Word if WINDOW_DIRECTIVES.contains(&self.current.text.as_str()) => {
+                self.parse_window()
             }
             _ => Err(self.unexpected("a directive or Spread_Segment")),
         }
@@ -597,6 +600,41 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    fn parse_window(&mut self) -> ParseResult<()> {
+        let name = if self.current.text == "Window" {
+            "Window"
+        } else {
+            "PersonalWindow"
+        };
+        let directive = self.advance()?;
+        self.record_directive(name, &directive);
+        self.expect_equals_after(name)?;
+        if self.current.kind != TokenKind::Number {
+            return Err(self.unexpected("a whole number of datagrams"));
+        }
+        let value = self.advance()?;
+        let n = value
+            .text
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| (1..=30_000).contains(&n))
+            .ok_or_else(|| {
+                self.error_at(
+                    &value,
+                    format!(
+                        "{name} must be a number of datagrams from 1 to 30000, found '{}'",
+                        value.text
+                    ),
+                )
+            })?;
+        if name == "Window" {
+            self.config.window = Some(n);
+        } else {
+            self.config.personal_window = Some(n);
+        }
+        Ok(())
+    }
+
     /// Rows are runs of numbers on one line; each must give a cost for
     /// every segment declared so far.
     fn parse_route_matrix(&mut self) -> ParseResult<()> {
@@ -696,6 +734,7 @@ fn case_insensitive_reserved(word: &str) -> Option<&'static str> {
     let priorities = EventPriority::KEYWORDS.iter().map(|(name, _)| *name);
     directives
         .chain(TIMEOUT_DIRECTIVES)
+        .chain(WINDOW_DIRECTIVES)
         .chain(flags)
         .chain(priorities)
         .find(|spelling| spelling.eq_ignore_ascii_case(word))

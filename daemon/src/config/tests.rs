@@ -834,3 +834,20 @@ fn parse_file_reads_files_and_reports_io_errors() {
     )));
     std::fs::remove_dir_all(&directory).unwrap();
 }
+
+#[test]
+fn flow_control_windows() {
+    let config = parse_str(
+        &format!("Window = 60\nPersonalWindow = 15\n{ONE_DAEMON}"),
+        "spread.conf",
+    )
+    .unwrap();
+    assert_eq!(
+        (config.window, config.personal_window),
+        (Some(60), Some(15))
+    );
+    assert_eq!(
+        error("Window = 0"),
+        "spread.conf:1:10: Window must be a number of datagrams from 1 to 30000, found '0'"
+    );
+}
