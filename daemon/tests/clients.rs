@@ -322,3 +322,26 @@ fn local_socket_sessions() {
         ("#tcp#n1", &b"over tcp"[..])
     );
 }
+
+/// Once the daemon is gone, the first call says so and every later one is refused with
+/// ILLEGAL_SESSION (as 3.17's library does) instead of writing into a dead socket.
+#[test]
+fn a_session_ends_with_its_connection() {
+    let mut daemon = start_rust_daemon("");
+    let mut m = connect(&daemon.address(), "ender");
+    m.join("g").unwrap();
+    let _ = next_regular(&mut m, "g");
+    daemon.kill();
+    let err = m.receive().expect_err("the daemon is gone");
+    assert!(
+        matches!(err, Error::ConnectionClosed | Error::Io(_)),
+        "{err:?}"
+    );
+    let again = m
+        .multicast(Service::new(ServiceKind::Reliable), &["g"], 0, b"late")
+        .expect_err("the session has ended");
+    assert!(matches!(again, Error::IllegalSession), "{again:?}");
+    assert_eq!(again.code(), spread_wire::consts::code::ILLEGAL_SESSION);
+    assert!(matches!(m.join("h"), Err(Error::IllegalSession)));
+    assert!(matches!(m.receive(), Err(Error::IllegalSession)));
+}

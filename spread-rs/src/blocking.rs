@@ -117,6 +117,9 @@ pub struct Mailbox {
     /// Bytes of `inbuf` already returned as events.
     consumed: usize,
     read_timeout: Option<Duration>,
+    /// Set once the connection has closed or broken: every later call is refused, as
+    /// 3.17's library does, instead of writing into a dead socket.
+    ended: bool,
 }
 
 /// How much to read at once.
@@ -178,6 +181,7 @@ impl Mailbox {
             inbuf: buf,
             consumed: 0,
             read_timeout: None,
+            ended: false,
         })
     }
 
@@ -191,11 +195,13 @@ impl Mailbox {
     }
 
     pub fn join(&mut self, group: &str) -> Result<(), Error> {
+        self.check_live()?;
         let bytes = self.codec.membership_request(true, group)?;
         self.send(&bytes)
     }
 
     pub fn leave(&mut self, group: &str) -> Result<(), Error> {
+        self.check_live()?;
         let bytes = self.codec.membership_request(false, group)?;
         self.send(&bytes)
     }
@@ -219,6 +225,7 @@ impl Mailbox {
         mess_type: i16,
         parts: &[&[u8]],
     ) -> Result<usize, Error> {
+        self.check_live()?;
         let bytes = self.codec.multicast(service, groups, mess_type, parts)?;
         self.send(&bytes)?;
         Ok(parts.iter().map(|p| p.len()).sum())
@@ -226,6 +233,7 @@ impl Mailbox {
 
     /// Waits for the next event.
     pub fn receive(&mut self) -> Result<Event, Error> {
+        self.check_live()?;
         self.set_timeout(None)?;
         loop {
             if let Some(event) = self.take_event()? {
@@ -237,6 +245,7 @@ impl Mailbox {
 
     /// Waits at most `timeout`; `Ok(None)` when nothing came.
     pub fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
+        self.check_live()?;
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(event) = self.take_event()? {
@@ -257,6 +266,7 @@ impl Mailbox {
 
     /// Bytes received and not yet returned as events, without blocking (3.17's SP_poll).
     pub fn poll(&mut self) -> Result<usize, Error> {
+        self.check_live()?;
         self.transport.set_nonblocking(true)?;
         let result = self.fill();
         self.transport.set_nonblocking(false)?;
@@ -270,12 +280,32 @@ impl Mailbox {
 
     /// Says goodbye to the daemon: our groups see us leave by disconnect.
     pub fn disconnect(mut self) -> Result<(), Error> {
+        self.check_live()?;
         let bytes = self.codec.disconnect_request();
         self.send(&bytes)
     }
 
+    fn check_live(&self) -> Result<(), Error> {
+        if self.ended {
+            Err(Error::IllegalSession)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the session ended when `result` says the connection is gone.
+    fn note<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result {
+            if e.ends_session() {
+                self.ended = true;
+            }
+        }
+        result
+    }
+
     fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        self.transport.write_all(bytes).map_err(closed_or_io)
+        let result = self.transport.write_all(bytes).map_err(closed_or_io);
+        self.note(result)
     }
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
@@ -287,7 +317,8 @@ impl Mailbox {
     }
 
     fn take_event(&mut self) -> Result<Option<Event>, Error> {
-        match self.codec.decode(&self.inbuf[self.consumed..])? {
+        let decoded = self.codec.decode(&self.inbuf[self.consumed..]);
+        match self.note(decoded)? {
             Some((event, used)) => {
                 self.consumed += used;
                 if self.consumed == self.inbuf.len() {
@@ -301,6 +332,15 @@ impl Mailbox {
     }
 
     fn fill(&mut self) -> Result<(), Error> {
+        let result = self.read_more();
+        match &result {
+            // A timeout or an empty non-blocking read leaves the session alive.
+            Err(Error::Io(e)) if is_timeout(e) => result,
+            _ => self.note(result),
+        }
+    }
+
+    fn read_more(&mut self) -> Result<(), Error> {
         if self.consumed > 0 {
             self.inbuf.drain(..self.consumed);
             self.consumed = 0;

@@ -35,6 +35,10 @@ pub enum Error {
     /// The daemon sent bytes that are not Spread 3.17.
     #[error("protocol error from the daemon: {0}")]
     Protocol(String),
+    /// The session has already ended (its connection closed earlier): 3.17's library
+    /// answers every later call with ILLEGAL_SESSION.
+    #[error("the session has ended")]
+    IllegalSession,
     /// The operation did not complete in time.
     #[error("timed out")]
     Timeout,
@@ -43,6 +47,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// Errors after which the connection is unusable.
+    pub(crate) fn ends_session(&self) -> bool {
+        matches!(
+            self,
+            Error::ConnectionClosed | Error::Io(_) | Error::Protocol(_)
+        )
+    }
+
     /// The 3.17 return code a C program would see.
     pub fn code(&self) -> i32 {
         match self {
@@ -54,6 +66,7 @@ impl Error {
             Error::IllegalGroup(_) => code::ILLEGAL_GROUP,
             Error::IllegalMessage(_) => code::ILLEGAL_MESSAGE,
             Error::MessageTooLong { .. } => code::MESSAGE_TOO_LONG,
+            Error::IllegalSession => code::ILLEGAL_SESSION,
         }
     }
 }

@@ -51,6 +51,7 @@ pub fn generate(env: &Env, found: &Found, in_build_script: bool) -> Result<Strin
         .allowlist_function("SP_.*")
         .allowlist_type("mailbox|service|scatter|scat_element|group_id|sp_time")
         .allowlist_file(r".*[/\\]sp\.h")
+        .blocklist_function("E_.*")
         // C's `int`: service words and return codes are ints in the C API.
         .default_macro_constant_type(::bindgen::MacroTypeVariation::Signed)
         .derive_default(true)
@@ -66,7 +67,12 @@ pub fn generate(env: &Env, found: &Found, in_build_script: bool) -> Result<Strin
         header: header.clone(),
         target: found.target.clone(),
         clang_args: args.clone(),
-        detail: e.to_string(),
+        // clang's diagnostics come one a line: keep the message one paragraph.
+        detail: e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
     })?;
     Ok(bindings.to_string())
 }
