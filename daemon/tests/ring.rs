@@ -4,47 +4,15 @@
 mod common;
 
 use common::*;
-use spread::{Cause, ConnectOptions, Event, Mailbox, MembershipChange, Service, ServiceKind};
+use spread::{Cause, Event, Mailbox, MembershipChange, Service, ServiceKind};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-fn connect(addr: &str, name: &str) -> Mailbox {
-    Mailbox::connect(&ConnectOptions::new(addr).name(name))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// Receives until a regular membership of `group` with `n` members arrives; returns the
-/// events before it and the membership.
-fn until_members(
-    m: &mut Mailbox,
-    group: &str,
-    n: usize,
-    within: Duration,
-) -> (Vec<Event>, MembershipChange) {
-    let deadline = Instant::now() + within;
-    let mut before = Vec::new();
-    while Instant::now() < deadline {
-        match m.receive_timeout(Duration::from_millis(200)).unwrap() {
-            Some(Event::Membership(ms)) if ms.group == group => {
-                if let MembershipChange::Regular { members, .. } = &ms.change {
-                    if members.len() == n {
-                        return (before, ms.change);
-                    }
-                }
-                before.push(Event::Membership(ms));
-            }
-            Some(e) => before.push(e),
-            None => {}
-        }
-    }
-    panic!("no view of {group} with {n} members within {within:?}; got {before:?}");
-}
 
 #[test]
 fn three_daemons_order_every_service_survive_a_crash_and_merge_back() {
     let mut ring = Ring3::start("");
     let mut clients: Vec<Mailbox> = (1..=3)
-        .map(|n| connect(&ring.address(n), &format!("c{n}")))
+        .map(|n| connect_named(&ring.address(n), &format!("c{n}")))
         .collect();
     for c in clients.iter_mut() {
         c.join("g").unwrap();
@@ -129,7 +97,7 @@ fn three_daemons_order_every_service_survive_a_crash_and_merge_back() {
 
     // n3 comes back; its new client joins and everyone sees three members again.
     ring.start_daemon(3);
-    let mut c3 = connect(&ring.address(3), "c3");
+    let mut c3 = connect_named(&ring.address(3), "c3");
     c3.join("g").unwrap();
     until_members(&mut c3, "g", 3, Duration::from_secs(15));
     for c in clients.iter_mut() {

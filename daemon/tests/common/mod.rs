@@ -153,6 +153,8 @@ pub struct Ring3 {
     pub port: u16,
     pub dir: TempDir,
     pub daemons: Vec<Option<RunningDaemon>>,
+    /// Which daemons are C 3.17 (from this prefix) rather than ours.
+    pub c_members: [Option<PathBuf>; 3],
 }
 
 impl Ring3 {
@@ -165,6 +167,12 @@ impl Ring3 {
     }
 
     pub fn start(extra: &str) -> Ring3 {
+        Ring3::start_mixed(extra, [None, None, None])
+    }
+
+    /// A ring where daemon `n` is C 3.17 when `c_members[n - 1]` names its prefix. Ours
+    /// then run with `--with-c-daemons`.
+    pub fn start_mixed(extra: &str, c_members: [Option<PathBuf>; 3]) -> Ring3 {
         let port = (1..=3)
             .map(|_| free_port(Ipv4Addr::LOCALHOST))
             .find(|p| (1..=3).all(|n| TcpListener::bind((Ipv4Addr::new(127, 0, 0, n), *p)).is_ok()))
@@ -175,10 +183,12 @@ impl Ring3 {
             format!("{}{extra}", Ring3::conf_text(port)),
         )
         .unwrap();
+        make_world_readable(&dir.0);
         let mut ring = Ring3 {
             port,
             dir,
             daemons: vec![None, None, None],
+            c_members,
         };
         for n in 1..=3 {
             ring.start_daemon(n);
@@ -189,24 +199,53 @@ impl Ring3 {
     /// Starts (or restarts) daemon `n` (1..=3).
     pub fn start_daemon(&mut self, n: u8) {
         let ip = Ipv4Addr::new(127, 0, 0, n);
-        let local_socket = self.dir.0.join(format!("sock{n}"));
+        let mut local_socket = self.dir.0.join(format!("sock{n}"));
         let log = self.dir.0.join(format!("n{n}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spread"))
-            .arg("-c")
-            .arg(self.dir.0.join("spread.conf"))
-            .args(["-n", &format!("n{n}"), "--local-socket"])
-            .arg(&local_socket)
-            .env("SPREAD_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap(),
-            )
-            .spawn()
-            .expect("start the spread binary");
+        let log_file = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap()
+        };
+        let with_c = self.c_members.iter().any(Option::is_some);
+        let mut child = match &self.c_members[n as usize - 1] {
+            Some(prefix) => {
+                // 3.17 puts its local socket at /tmp/<port>; only n1 may be C when the
+                // port is shared, or their sockets would clash.
+                local_socket = PathBuf::from(format!("/tmp/{}", self.port));
+                let spread = prefix.join("sbin/spread");
+                let mut cmd = if is_root() {
+                    let mut c = Command::new("setpriv");
+                    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                        .arg(&spread);
+                    c
+                } else {
+                    Command::new(&spread)
+                };
+                cmd.args(["-n", &format!("n{n}"), "-c"])
+                    .arg(self.dir.0.join("spread.conf"))
+                    .stdout(log_file())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start the C spread daemon")
+            }
+            None => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_spread"));
+                cmd.arg("-c")
+                    .arg(self.dir.0.join("spread.conf"))
+                    .args(["-n", &format!("n{n}"), "--local-socket"])
+                    .arg(&local_socket);
+                if with_c {
+                    cmd.arg("--with-c-daemons");
+                }
+                cmd.env("SPREAD_LOG", "debug")
+                    .stdout(Stdio::null())
+                    .stderr(log_file())
+                    .spawn()
+                    .expect("start the spread binary")
+            }
+        };
         wait_for_port(ip, self.port, &mut child, &log);
         self.daemons[n as usize - 1] = Some(RunningDaemon {
             child,
@@ -329,4 +368,37 @@ fn make_world_readable(dir: &Path) {
         std::env::temp_dir(),
         std::fs::Permissions::from_mode(0o1777),
     );
+}
+
+/// Connects a spread-rs client named `name`.
+pub fn connect_named(addr: &str, name: &str) -> spread::Mailbox {
+    spread::Mailbox::connect(&spread::ConnectOptions::new(addr).name(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Receives until a regular membership of `group` with `n` members arrives; returns the
+/// events before it and the membership.
+pub fn until_members(
+    m: &mut spread::Mailbox,
+    group: &str,
+    n: usize,
+    within: Duration,
+) -> (Vec<spread::Event>, spread::MembershipChange) {
+    let deadline = Instant::now() + within;
+    let mut before = Vec::new();
+    while Instant::now() < deadline {
+        match m.receive_timeout(Duration::from_millis(200)).unwrap() {
+            Some(spread::Event::Membership(ms)) if ms.group == group => {
+                if let spread::MembershipChange::Regular { members, .. } = &ms.change {
+                    if members.len() == n {
+                        return (before, ms.change);
+                    }
+                }
+                before.push(spread::Event::Membership(ms));
+            }
+            Some(e) => before.push(e),
+            None => {}
+        }
+    }
+    panic!("no view of {group} with {n} members within {within:?}; got {before:?}");
 }

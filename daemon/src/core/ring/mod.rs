@@ -132,8 +132,8 @@ pub struct FlowControl {
 impl Default for FlowControl {
     fn default() -> Self {
         FlowControl {
-            window: 600,
-            personal_window: 200,
+            window: 60,
+            personal_window: 15,
         }
     }
 }

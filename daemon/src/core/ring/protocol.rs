@@ -35,11 +35,15 @@ impl Ring {
                 self.arm(Timer::Hurry, self.timeouts.hurry);
             }
         }
+        // Below `last_discarded` every slot was delivered and emptied, so a packet there is a
+        // late retransmission. `aru` alone does not guard them: during EVS the safe line
+        // drops (the first EVS token meets a `last_token.aru` of 0), and a retransmission
+        // stored then sits in its emptied slot past the installation, where it shadows the
+        // new ring's packet of the same seq (delivered twice, the new one never).
+        let floor = self.aru.max(self.last_discarded);
         for packet in packets {
             let seq = packet.seq;
-            if seq <= self.aru
-                || self.has_packet(seq)
-                || self.conf.index_of(packet.proc_id).is_none()
+            if seq <= floor || self.has_packet(seq) || self.conf.index_of(packet.proc_id).is_none()
             {
                 continue;
             }
@@ -132,7 +136,17 @@ impl Ring {
         } else if token.aru > self.my_aru {
             token.aru = self.my_aru;
             token.aru_last_id = self.me;
-            self.set_aru = self.my_aru;
+            // As above, claim the aru only while lagging. 3.17 claims it here even with
+            // everything: that happens only to the first token after EVS, whose aru is still
+            // `last_seq`, above its seq. The next daemon then sees aru == seq and rewrites
+            // it; if a laggard later lowers it to exactly my value, I would take it for mine
+            // and raise it past the laggard: packets discarded (and SAFE ones delivered)
+            // before a member has them.
+            self.set_aru = if self.my_aru < self.highest_seq {
+                self.my_aru
+            } else {
+                -1
+            };
         } else {
             self.set_aru = -1;
         }
