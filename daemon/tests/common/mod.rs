@@ -29,7 +29,8 @@ pub fn free_port(ip: Ipv4Addr) -> u16 {
     }
 }
 
-/// A private scratch directory, removed on drop.
+/// A private scratch directory, removed on drop — kept when the test panicked or
+/// `SPREAD_TEST_KEEP` is set, so the daemons' logs can be read.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
@@ -48,6 +49,10 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("SPREAD_TEST_KEEP").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -155,6 +160,9 @@ pub struct Ring3 {
     pub daemons: Vec<Option<RunningDaemon>>,
     /// Which daemons are C 3.17 (from this prefix) rather than ours.
     pub c_members: [Option<PathBuf>; 3],
+    /// Whether ours run with `--with-c-daemons`: set when the ring starts with a C daemon
+    /// and kept, as every daemon of a ring must use the same timeouts.
+    pub with_c_daemons: bool,
 }
 
 impl Ring3 {
@@ -188,6 +196,7 @@ impl Ring3 {
             port,
             dir,
             daemons: vec![None, None, None],
+            with_c_daemons: c_members.iter().any(Option::is_some),
             c_members,
         };
         for n in 1..=3 {
@@ -208,7 +217,7 @@ impl Ring3 {
                 .open(&log)
                 .unwrap()
         };
-        let with_c = self.c_members.iter().any(Option::is_some);
+        let with_c = self.with_c_daemons;
         let mut child = match &self.c_members[n as usize - 1] {
             Some(prefix) => {
                 // 3.17 puts its local socket at /tmp/<port>; only n1 may be C when the

@@ -578,9 +578,19 @@ impl Ring {
                 members.num_pending -= 1;
             }
             State::Gather => {
-                if reps.reps.get(reps.rep_index).map(|r| r.proc_id) != Some(self.me)
-                    || members.num_pending != 0
-                {
+                // The FORM1 must name me as the kind of representative I am now: a ring
+                // leader still holding its token adds its ring (RING_REP), a segment
+                // representative without one adds its gathered members (SEG_REP). A creator
+                // that heard me as a SEG_REP before I formed a ring would otherwise have me
+                // fill in my (empty) gathered members and leave myself out, while my ring's
+                // record goes on the token: the new ring's daemons from my ring then install
+                // a transitional set naming me, a daemon not in their ring. Later Spread
+                // releases ignore such a FORM1 too; the formation fails and is retried.
+                let Some(rep) = reps.reps.get(reps.rep_index) else {
+                    return;
+                };
+                let expected = if self.token_alive { RING_REP } else { SEG_REP };
+                if rep.proc_id != self.me || rep.rep_type != expected || members.num_pending != 0 {
                     return;
                 }
                 let listed: Vec<ProcId> = members.listed().to_vec();

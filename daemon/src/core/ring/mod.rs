@@ -132,8 +132,8 @@ pub struct FlowControl {
 impl Default for FlowControl {
     fn default() -> Self {
         FlowControl {
-            window: 60,
-            personal_window: 15,
+            window: 600,
+            personal_window: 200,
         }
     }
 }
