@@ -44,6 +44,8 @@ struct Conn {
 const FIRST_CONN: u64 = 64;
 /// Slices per vectored write: enough to batch many small messages into one syscall.
 const MAX_SLICES: usize = 64;
+/// Datagrams handled between two rounds of client writes (see `receive_datagrams`).
+const DATAGRAMS_PER_CLIENT_FLUSH: usize = 64;
 
 pub struct EventLoop {
     poll: Poll,
@@ -263,6 +265,7 @@ impl EventLoop {
     }
 
     fn receive_datagrams(&mut self, now: Instant, index: usize) {
+        let mut since_drain = 0;
         loop {
             let Some(ring) = self.listeners.ring.as_ref() else {
                 return;
@@ -272,13 +275,22 @@ impl EventLoop {
                 Ok((n, _from)) => {
                     let port = *port;
                     self.core.handle_datagram(now, port, &self.read_buf[..n]);
-                    self.drain_core();
+                    // Tokens and retransmissions go out at once; client writes wait for a
+                    // batch of datagrams, so a burst of deliveries costs one write per
+                    // client instead of one per message (each loopback TCP write wakes the
+                    // reader: per-message writes were most of a ring daemon's CPU).
+                    self.send_datagrams();
+                    since_drain += 1;
+                    if since_drain == DATAGRAMS_PER_CLIENT_FLUSH {
+                        since_drain = 0;
+                        self.drain_core();
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.drain_core(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     tracing::warn!("receiving a datagram failed: {e}");
-                    return;
+                    return self.drain_core();
                 }
             }
         }
