@@ -345,3 +345,45 @@ fn a_session_ends_with_its_connection() {
     assert!(matches!(m.join("h"), Err(Error::IllegalSession)));
     assert!(matches!(m.receive(), Err(Error::IllegalSession)));
 }
+
+/// spread-rs sets keepalive on its own connection, so a dead daemon host is noticed in
+/// seconds without system-wide tuning (Linux's default is 2 h 12 min).
+#[test]
+#[cfg(target_os = "linux")]
+fn client_connections_carry_their_own_keepalive() {
+    let daemon = start_rust_daemon("");
+    let m = Mailbox::connect(&ConnectOptions::new(daemon.address()).name("alive")).unwrap();
+    let sock = socket2::SockRef::from(m.tcp_stream().expect("a TCP session"));
+    assert!(sock.keepalive().unwrap());
+    let k = spread::Keepalive::DEFAULT;
+    assert_eq!(sock.keepalive_time().unwrap(), k.idle);
+    assert_eq!(sock.keepalive_interval().unwrap(), k.interval);
+    assert_eq!(sock.keepalive_retries().unwrap(), k.count);
+    assert_eq!(sock.tcp_user_timeout().unwrap(), Some(k.deadline()));
+
+    let tuned = spread::Keepalive {
+        idle: Duration::from_millis(500),
+        interval: Duration::from_millis(200),
+        count: 2,
+    };
+    let m = Mailbox::connect(
+        &ConnectOptions::new(daemon.address())
+            .name("tuned")
+            .keepalive(Some(tuned)),
+    )
+    .unwrap();
+    let sock = socket2::SockRef::from(m.tcp_stream().unwrap());
+    // The kernel keeps whole seconds: sub-second values round up to 1 s.
+    assert_eq!(sock.keepalive_time().unwrap(), Duration::from_secs(1));
+    assert_eq!(sock.keepalive_retries().unwrap(), 2);
+
+    let m = Mailbox::connect(
+        &ConnectOptions::new(daemon.address())
+            .name("plain")
+            .keepalive(None),
+    )
+    .unwrap();
+    assert!(!socket2::SockRef::from(m.tcp_stream().unwrap())
+        .keepalive()
+        .unwrap());
+}

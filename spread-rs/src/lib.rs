@@ -21,12 +21,14 @@
 mod address;
 mod blocking;
 mod error;
+mod keepalive;
 pub mod proto;
 mod types;
 
 pub use address::DaemonAddress;
 pub use blocking::{ConnectOptions, Mailbox};
 pub use error::Error;
+pub use keepalive::Keepalive;
 pub use types::{
     Cause, Event, GroupId, Membership, MembershipChange, Message, Rejected, Service, ServiceKind,
 };
