@@ -72,6 +72,9 @@ const ACTED_ON: &[&str] = &[
     "LookupTimeout",
     "Window",
     "PersonalWindow",
+    "ClientKeepaliveIdle",
+    "ClientKeepaliveInterval",
+    "ClientKeepaliveCount",
     "DebugFlags",
     "EventLogFile",
     "AllowedAuthMethods",
@@ -292,6 +295,21 @@ pub fn flow_control(config: &Config, with_c_daemons: bool) -> FlowControl {
     flow
 }
 
+/// Keepalive of client connections: ours (5 s idle, 3 probes 1 s apart) or spread.conf's.
+pub fn client_keepalive(config: &Config) -> crate::io::ClientKeepalive {
+    let mut k = crate::io::ClientKeepalive::default();
+    if let Some(idle) = config.client_keepalive_idle {
+        k.idle = std::time::Duration::from_secs(idle.into());
+    }
+    if let Some(interval) = config.client_keepalive_interval {
+        k.interval = std::time::Duration::from_secs(interval.into());
+    }
+    if let Some(count) = config.client_keepalive_count {
+        k.count = count;
+    }
+    k
+}
+
 /// Where the last ring time this daemon used is kept across restarts.
 fn ring_time_file(config: &Config, identity: &Identity, port: u16) -> PathBuf {
     let dir = config
@@ -402,6 +420,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
     };
     let mut event_loop = EventLoop::new(Daemon::new(opts), listeners, &STOP)?;
     event_loop.keep_ring_time_in(time_file);
+    event_loop.set_client_keepalive(Some(client_keepalive(&config)));
     event_loop.run()?;
     tracing::info!("daemon {} exiting", identity.name);
     Ok(())

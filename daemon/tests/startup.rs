@@ -151,3 +151,47 @@ fn a_stale_socket_is_replaced_and_made_connectable_by_all() {
     socket.remove();
     assert!(!path.exists());
 }
+
+/// The daemon sets keepalive on client connections (its default 5 s idle, or spread.conf's
+/// `ClientKeepaliveIdle`): the kernel's table shows a keepalive timer on the daemon's side of
+/// an idle connection.
+#[test]
+#[cfg(target_os = "linux")]
+fn client_connections_get_keepalive_from_the_daemon() {
+    let daemon = start_rust_daemon("ClientKeepaliveIdle = 7\n");
+    let m = spread::Mailbox::connect(
+        &spread::ConnectOptions::new(daemon.address())
+            .name("idle")
+            .keepalive(None),
+    )
+    .unwrap();
+    let client_port = m.tcp_stream().unwrap().local_addr().unwrap().port();
+    // Columns: sl local rem st tx:rx tr:when ...; the daemon's side has local = its port and
+    // remote = the client's port; tr 2 is the keepalive timer (1 would be a retransmission
+    // still pending right after the handshake, so look again until the line is idle).
+    let hex = |p: u16| format!("{p:04X}");
+    let mut timer = String::new();
+    let mut row = Vec::new();
+    for _ in 0..30 {
+        let table =
+            std::fs::read_to_string(format!("/proc/{}/net/tcp", daemon.child.id())).unwrap();
+        row = table
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .find(|f| {
+                f.len() > 5
+                    && f[1].ends_with(&hex(daemon.port))
+                    && f[2].ends_with(&hex(client_port))
+            })
+            .expect("the daemon's side of the connection");
+        timer = row[5].split_once(':').unwrap().0.to_string();
+        if timer == "02" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        timer, "02",
+        "no keepalive timer on the daemon's side: {row:?}"
+    );
+}

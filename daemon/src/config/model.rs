@@ -93,6 +93,11 @@ pub struct Config {
     /// per token rotation and per token visit.
     pub window: Option<u32>,
     pub personal_window: Option<u32>,
+    /// `ClientKeepaliveIdle`, `ClientKeepaliveInterval` (seconds) and `ClientKeepaliveCount`
+    /// (an extension): TCP keepalive of client connections.
+    pub client_keepalive_idle: Option<u32>,
+    pub client_keepalive_interval: Option<u32>,
+    pub client_keepalive_count: Option<u32>,
     /// Every top-level construct written, in order, so that the daemon can
     /// warn about those it does not act on (see
     /// [`Config::unsupported_directives`]).
@@ -124,8 +129,25 @@ pub struct Timeouts {
     pub lookup: Option<Duration>,
 }
 
-/// Flow-control directives, an extension: 3.17 fixes them at 60 and 15.
-pub const WINDOW_DIRECTIVES: [&str; 2] = ["Window", "PersonalWindow"];
+/// Whole-number directives, extensions 3.17's parser rejects: (name, unit, least, most).
+/// `Window`/`PersonalWindow` are the ring's flow control (3.17 fixes them at 60 and 15);
+/// the `ClientKeepalive*` ones set TCP keepalive on every client connection.
+pub const NUMBER_DIRECTIVES: [(&str, &str, u32, u32); 5] = [
+    ("Window", "datagrams", 1, 30_000),
+    ("PersonalWindow", "datagrams", 1, 30_000),
+    ("ClientKeepaliveIdle", "seconds", 1, 86_400),
+    ("ClientKeepaliveInterval", "seconds", 1, 3_600),
+    ("ClientKeepaliveCount", "probes", 1, 100),
+];
+
+/// The names of [`NUMBER_DIRECTIVES`].
+pub const NUMBER_DIRECTIVE_NAMES: [&str; 5] = [
+    NUMBER_DIRECTIVES[0].0,
+    NUMBER_DIRECTIVES[1].0,
+    NUMBER_DIRECTIVES[2].0,
+    NUMBER_DIRECTIVES[3].0,
+    NUMBER_DIRECTIVES[4].0,
+];
 
 /// The timeout directives of later Spread versions, accepted as an extension.
 pub const TIMEOUT_DIRECTIVES: [&str; 9] = [
@@ -324,6 +346,9 @@ impl Config {
             timeouts: Timeouts::default(),
             window: None,
             personal_window: None,
+            client_keepalive_idle: None,
+            client_keepalive_interval: None,
+            client_keepalive_count: None,
             directives: Vec::new(),
             warnings: Vec::new(),
         }

@@ -28,7 +28,8 @@ use super::model::{
     Config, DaemonEntry, DebugFlag, DirectiveUse, EventPriority, Interface, InterfaceKinds,
     Segment, DEBUG_FLAG_BITS, DEFAULT_PORT, KNOWN_ACCESS_CONTROL_POLICIES, KNOWN_AUTH_METHODS,
     MAX_DAEMONS, MAX_DAEMONS_3_17, MAX_DAEMON_NAME_BYTES, MAX_INTERFACES_PER_DAEMON,
-    MAX_ROUTE_COST, MAX_SEGMENTS, MAX_SEGMENT_PORT, TIMEOUT_DIRECTIVES, WINDOW_DIRECTIVES,
+    MAX_ROUTE_COST, MAX_SEGMENTS, MAX_SEGMENT_PORT, NUMBER_DIRECTIVES, NUMBER_DIRECTIVE_NAMES,
+    TIMEOUT_DIRECTIVES,
 };
 use super::{ConfigError, Diagnostic, Resolver};
 
@@ -144,7 +145,7 @@ impl<'a> Parser<'a> {
             TokenKind::Word if timeout_directive(&self.current.text).is_some() => {
                 self.parse_timeout()
             }
-            TokenKind::Word if WINDOW_DIRECTIVES.contains(&self.current.text.as_str()) => {
+            TokenKind::Word if NUMBER_DIRECTIVE_NAMES.contains(&self.current.text.as_str()) => {
                 self.parse_window()
             }
             _ => Err(self.unexpected("a directive or Spread_Segment")),
@@ -601,37 +602,39 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_window(&mut self) -> ParseResult<()> {
-        let name = if self.current.text == "Window" {
-            "Window"
-        } else {
-            "PersonalWindow"
-        };
+        let (name, unit, least, most) = *NUMBER_DIRECTIVES
+            .iter()
+            .find(|(name, ..)| *name == self.current.text)
+            .expect("checked by caller");
         let directive = self.advance()?;
         self.record_directive(name, &directive);
         self.expect_equals_after(name)?;
         if self.current.kind != TokenKind::Number {
-            return Err(self.unexpected("a whole number of datagrams"));
+            return Err(self.unexpected(&format!("a whole number of {unit}")));
         }
         let value = self.advance()?;
         let n = value
             .text
             .parse::<u32>()
             .ok()
-            .filter(|&n| (1..=30_000).contains(&n))
+            .filter(|n| (least..=most).contains(n))
             .ok_or_else(|| {
                 self.error_at(
                     &value,
                     format!(
-                        "{name} must be a number of datagrams from 1 to 30000, found '{}'",
+                        "{name} must be a number of {unit} from {least} to {most}, found '{}'",
                         value.text
                     ),
                 )
             })?;
-        if name == "Window" {
-            self.config.window = Some(n);
-        } else {
-            self.config.personal_window = Some(n);
-        }
+        let slot = match name {
+            "Window" => &mut self.config.window,
+            "PersonalWindow" => &mut self.config.personal_window,
+            "ClientKeepaliveIdle" => &mut self.config.client_keepalive_idle,
+            "ClientKeepaliveInterval" => &mut self.config.client_keepalive_interval,
+            _ => &mut self.config.client_keepalive_count,
+        };
+        *slot = Some(n);
         Ok(())
     }
 
@@ -734,7 +737,7 @@ fn case_insensitive_reserved(word: &str) -> Option<&'static str> {
     let priorities = EventPriority::KEYWORDS.iter().map(|(name, _)| *name);
     directives
         .chain(TIMEOUT_DIRECTIVES)
-        .chain(WINDOW_DIRECTIVES)
+        .chain(NUMBER_DIRECTIVE_NAMES)
         .chain(flags)
         .chain(priorities)
         .find(|spelling| spelling.eq_ignore_ascii_case(word))

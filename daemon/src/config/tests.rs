@@ -851,3 +851,24 @@ fn flow_control_windows() {
         "spread.conf:1:10: Window must be a number of datagrams from 1 to 30000, found '0'"
     );
 }
+
+#[test]
+fn client_keepalive_directives() {
+    let config = parse_str(
+        &format!("ClientKeepaliveIdle = 2\nClientKeepaliveInterval = 1\nClientKeepaliveCount = 4\n{ONE_DAEMON}"),
+        "spread.conf",
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            config.client_keepalive_idle,
+            config.client_keepalive_interval,
+            config.client_keepalive_count
+        ),
+        (Some(2), Some(1), Some(4))
+    );
+    assert_eq!(
+        error("ClientKeepaliveCount = 0"),
+        "spread.conf:1:24: ClientKeepaliveCount must be a number of probes from 1 to 100, found '0'"
+    );
+}

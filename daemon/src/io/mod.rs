@@ -19,6 +19,7 @@ use std::io::{self, IoSlice, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+pub use stream::ClientKeepalive;
 use stream::Stream;
 
 /// Listeners handed to the loop.
@@ -59,6 +60,8 @@ pub struct EventLoop {
     paused: Vec<ConnId>,
     /// Where to keep the ring's last used time, and what was last written there.
     ring_time: Option<(std::path::PathBuf, i32)>,
+    /// Keepalive of client TCP connections (`None`: the OS defaults).
+    client_keepalive: Option<ClientKeepalive>,
 }
 
 impl EventLoop {
@@ -97,7 +100,13 @@ impl EventLoop {
             stop,
             paused: Vec::new(),
             ring_time: None,
+            client_keepalive: Some(ClientKeepalive::default()),
         })
+    }
+
+    /// Sets keepalive for client connections accepted from now on.
+    pub fn set_client_keepalive(&mut self, keepalive: Option<ClientKeepalive>) {
+        self.client_keepalive = keepalive;
     }
 
     /// Keeps the ring's last used time in `file`, so a restarted daemon never reuses a ring
@@ -204,7 +213,7 @@ impl EventLoop {
                     return;
                 }
             };
-            stream.tune();
+            stream.tune(self.client_keepalive);
             let conn = self.next_conn;
             self.next_conn += 1;
             if let Err(e) =
