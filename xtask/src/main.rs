@@ -2,9 +2,11 @@
 //!
 //! * `ci` — what CI runs: formatting, lints, the whole test suite.
 //! * `bench` — throughput through our daemon and, when installed, the C one.
+//! * `build --target T` — cross-builds the daemon and spreadctl and starts them under qemu.
 
 mod bench;
 mod bench_ring;
+mod build;
 mod ci;
 mod cspread;
 mod sim;
@@ -27,6 +29,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Runs the deterministic simulator over many seeds and checks Extended Virtual Synchrony.
     Sim(sim::SimArgs),
+    /// Cross-builds the daemon and spreadctl for aarch64, powerpc64 (big-endian) or s390x
+    /// Linux with clang, installing what is missing, and runs them under qemu.
+    Build(build::BuildArgs),
 }
 
 /// The workspace root, whatever directory cargo was started in.
@@ -45,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Ci => ci::run(&sh),
         Command::Bench(args) => bench::run(&sh, args),
         Command::Sim(args) => sim::run(&sh, args),
+        Command::Build(args) => build::run(&sh, args),
     }
 }

@@ -163,6 +163,10 @@ pub struct Ring3 {
     /// Whether ours run with `--with-c-daemons`: set when the ring starts with a C daemon
     /// and kept, as every daemon of a ring must use the same timeouts.
     pub with_c_daemons: bool,
+    /// A command line (program, then its leading arguments) that runs our daemon `n` instead
+    /// of the native binary, e.g. an emulator and a cross-built `spread`; our usual
+    /// arguments follow it.
+    pub commands: [Option<Vec<String>>; 3],
 }
 
 impl Ring3 {
@@ -181,6 +185,20 @@ impl Ring3 {
     /// A ring where daemon `n` is C 3.17 when `c_members[n - 1]` names its prefix. Ours
     /// then run with `--with-c-daemons`.
     pub fn start_mixed(extra: &str, c_members: [Option<PathBuf>; 3]) -> Ring3 {
+        Ring3::start_with(extra, c_members, [None, None, None])
+    }
+
+    /// A ring of our daemons where daemon `n` runs as `commands[n - 1]` when that is set
+    /// (see [`Ring3::commands`]).
+    pub fn start_with_commands(extra: &str, commands: [Option<Vec<String>>; 3]) -> Ring3 {
+        Ring3::start_with(extra, [None, None, None], commands)
+    }
+
+    fn start_with(
+        extra: &str,
+        c_members: [Option<PathBuf>; 3],
+        commands: [Option<Vec<String>>; 3],
+    ) -> Ring3 {
         let port = (1..=3)
             .map(|_| free_port(Ipv4Addr::LOCALHOST))
             .find(|p| (1..=3).all(|n| TcpListener::bind((Ipv4Addr::new(127, 0, 0, n), *p)).is_ok()))
@@ -198,6 +216,7 @@ impl Ring3 {
             daemons: vec![None, None, None],
             with_c_daemons: c_members.iter().any(Option::is_some),
             c_members,
+            commands,
         };
         for n in 1..=3 {
             ring.start_daemon(n);
@@ -240,7 +259,14 @@ impl Ring3 {
                     .expect("start the C spread daemon")
             }
             None => {
-                let mut cmd = Command::new(env!("CARGO_BIN_EXE_spread"));
+                let mut cmd = match &self.commands[n as usize - 1] {
+                    Some(argv) => {
+                        let mut c = Command::new(&argv[0]);
+                        c.args(&argv[1..]);
+                        c
+                    }
+                    None => Command::new(env!("CARGO_BIN_EXE_spread")),
+                };
                 cmd.arg("-c")
                     .arg(self.dir.0.join("spread.conf"))
                     .args(["-n", &format!("n{n}"), "--local-socket"])

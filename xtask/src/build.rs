@@ -1,0 +1,160 @@
+//! `cargo xtask build --target T`: cross-builds the daemon and spreadctl for a Linux target
+//! of another architecture (and byte order), then runs `spread --help` under qemu user
+//! emulation to show the binary starts. Debian only: it installs what it lacks with rustup
+//! and apt-get, and links with clang rather than a cross gcc (Debian's cross gcc packages
+//! and gcc-multilib remove each other).
+
+use anyhow::{bail, Context};
+use xshell::{cmd, Shell};
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// The Rust target triple: aarch64-, powerpc64- or s390x-unknown-linux-gnu.
+    #[arg(long)]
+    target: String,
+}
+
+struct Target {
+    rust: &'static str,
+    /// The GNU triple: clang's --target, the sysroot under /usr and binutils' prefix.
+    gnu: &'static str,
+    /// Debian's architecture suffix of the cross packages.
+    deb: &'static str,
+    qemu: &'static str,
+    /// lld 14 links aarch64 but neither ELFv1 (big-endian ppc64, Rust's ABI there) nor
+    /// s390x; those link with the target's GNU ld.
+    ld: &'static str,
+    big_endian: bool,
+}
+
+const TARGETS: [Target; 3] = [
+    Target {
+        rust: "aarch64-unknown-linux-gnu",
+        gnu: "aarch64-linux-gnu",
+        deb: "arm64",
+        qemu: "qemu-aarch64-static",
+        ld: "lld",
+        big_endian: false,
+    },
+    Target {
+        rust: "powerpc64-unknown-linux-gnu",
+        gnu: "powerpc64-linux-gnu",
+        deb: "ppc64",
+        qemu: "qemu-ppc64-static",
+        ld: "bfd",
+        big_endian: true,
+    },
+    Target {
+        rust: "s390x-unknown-linux-gnu",
+        gnu: "s390x-linux-gnu",
+        deb: "s390x",
+        qemu: "qemu-s390x-static",
+        ld: "bfd",
+        big_endian: true,
+    },
+];
+
+pub fn run(sh: &Shell, args: BuildArgs) -> anyhow::Result<()> {
+    let Some(t) = TARGETS.iter().find(|t| t.rust == args.target) else {
+        let known: Vec<_> = TARGETS.iter().map(|t| t.rust).collect();
+        bail!(
+            "unknown target {}; known: {}",
+            args.target,
+            known.join(", ")
+        );
+    };
+
+    let installed = cmd!(sh, "rustup target list --installed").read()?;
+    if installed.lines().any(|l| l.trim() == t.rust) {
+        println!("rustup target {}: already installed", t.rust);
+    } else {
+        println!("rustup target {}: adding", t.rust);
+        let rust = t.rust;
+        cmd!(sh, "rustup target add {rust}").run()?;
+    }
+
+    // crt files and libgcc_s come from libgcc-12-dev (Debian 12's gcc); C library from
+    // libc6-dev; GNU ld from binutils where lld cannot link.
+    let mut packages = vec![
+        format!("libc6-dev-{}-cross", t.deb),
+        format!("libgcc-12-dev-{}-cross", t.deb),
+        "qemu-user-static".to_string(),
+        "clang".to_string(),
+    ];
+    packages.push(if t.ld == "lld" {
+        "lld".to_string()
+    } else {
+        format!("binutils-{}", t.gnu)
+    });
+    let missing: Vec<String> = packages
+        .iter()
+        .filter(|p| {
+            let format = "${Status}";
+            let status = cmd!(sh, "dpkg-query -W -f {format} {p}")
+                .quiet()
+                .ignore_status()
+                .ignore_stderr()
+                .read()
+                .unwrap_or_default();
+            status != "install ok installed"
+        })
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        println!("apt packages: all present ({})", packages.join(" "));
+    } else {
+        // Never let apt trade another package for these (the cross gcc packages would
+        // remove gcc-multilib, for one).
+        let planned = &missing;
+        let plan = cmd!(sh, "apt-get install -s {planned...}").read()?;
+        let removals: Vec<&str> = plan.lines().filter(|l| l.starts_with("Remv")).collect();
+        if !removals.is_empty() {
+            bail!(
+                "installing {} would remove packages, not doing it:\n{}",
+                missing.join(" "),
+                removals.join("\n")
+            );
+        }
+        println!("apt packages: installing {}", missing.join(" "));
+        cmd!(sh, "apt-get install -y {planned...}")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .run()
+            .context("apt-get install (needs root)")?;
+    }
+
+    let var = t.rust.to_uppercase().replace('-', "_");
+    let rustflags = format!(
+        "-C link-arg=--target={} -C link-arg=-fuse-ld={}",
+        t.gnu, t.ld
+    );
+    println!("building with CARGO_TARGET_{var}_LINKER=clang CARGO_TARGET_{var}_RUSTFLAGS=\"{rustflags}\"");
+    let rust = t.rust;
+    cmd!(
+        sh,
+        "cargo build --release --target {rust} -p spread-daemon -p spreadctl"
+    )
+    .env(format!("CARGO_TARGET_{var}_LINKER"), "clang")
+    .env(format!("CARGO_TARGET_{var}_RUSTFLAGS"), &rustflags)
+    .run()?;
+
+    let sysroot = format!("/usr/{}", t.gnu);
+    let qemu = t.qemu;
+    for bin in ["spread", "spreadctl"] {
+        let path = crate::project_root().join(format!("target/{rust}/release/{bin}"));
+        let help = cmd!(sh, "{qemu} -L {sysroot} {path} --help")
+            .read()
+            .with_context(|| format!("{bin} --help under {qemu}"))?;
+        println!(
+            "{qemu} -L {sysroot} {}: {}",
+            path.display(),
+            help.lines().next().unwrap_or("")
+        );
+    }
+    println!("built both and ran them under emulation");
+    if t.big_endian {
+        println!(
+        "a big-endian build: the mixed-endian ring test runs with\n  SPREAD_BE_DAEMON=target/{rust}/release/spread SPREAD_BE_RUNNER=\"{qemu} -L {sysroot}\" cargo test --release -p spread-daemon --test mixed_endian -- --nocapture"
+    );
+    }
+    Ok(())
+}
