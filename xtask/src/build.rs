@@ -12,6 +12,11 @@ pub struct BuildArgs {
     /// The Rust target triple: aarch64-, powerpc64- or s390x-unknown-linux-gnu.
     #[arg(long)]
     target: String,
+    /// Also run, under qemu, the test suites that start no processes (codecs, the client
+    /// library, the daemon core, replays of the C captures), and for a big-endian target
+    /// the mixed-endian ring test.
+    #[arg(long)]
+    test: bool,
 }
 
 struct Target {
@@ -151,6 +156,45 @@ pub fn run(sh: &Shell, args: BuildArgs) -> anyhow::Result<()> {
         );
     }
     println!("built both and ran them under emulation");
+    if args.test {
+        let runner = format!("{qemu} -L {sysroot}");
+        println!("== tests under {qemu}");
+        // Integration tests that start daemon processes would exec a foreign binary
+        // directly (binfmt is not mounted), so only the in-process suites run here.
+        let suites: [&[&str]; 2] = [
+            &["-p", "spread-wire", "-p", "spread-rs"],
+            &[
+                "-p",
+                "spread-daemon",
+                "--lib",
+                "--test",
+                "replay_corpus",
+                "--test",
+                "ring_replay",
+            ],
+        ];
+        for suite in suites {
+            cmd!(sh, "cargo test --target {rust} {suite...}")
+                .env(format!("CARGO_TARGET_{var}_LINKER"), "clang")
+                .env(format!("CARGO_TARGET_{var}_RUSTFLAGS"), &rustflags)
+                .env(format!("CARGO_TARGET_{var}_RUNNER"), &runner)
+                .run()?;
+        }
+        if t.big_endian {
+            println!(
+                "== mixed-endian ring: the {rust} daemon under {qemu} between two native ones"
+            );
+            let daemon = crate::project_root().join(format!("target/{rust}/release/spread"));
+            cmd!(
+                sh,
+                "cargo test --release -p spread-daemon --test mixed_endian -- --nocapture"
+            )
+            .env("SPREAD_BE_DAEMON", &daemon)
+            .env("SPREAD_BE_RUNNER", &runner)
+            .run()?;
+        }
+        return Ok(());
+    }
     if t.big_endian {
         println!(
         "a big-endian build: the mixed-endian ring test runs with\n  SPREAD_BE_DAEMON=target/{rust}/release/spread SPREAD_BE_RUNNER=\"{qemu} -L {sysroot}\" cargo test --release -p spread-daemon --test mixed_endian -- --nocapture"
