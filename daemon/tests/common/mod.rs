@@ -152,26 +152,26 @@ pub fn start_rust_daemon(conf_extra: &str) -> RunningDaemon {
     }
 }
 
-/// Three of our daemons, each alone in its own segment on 127.0.0.1/.2/.3 (the layout of
-/// the captured C ring), sharing one port.
+/// Daemons (three unless asked otherwise), each alone in its own segment on 127.0.0.1, .2,
+/// .3, … (the layout of the captured C ring), sharing one port.
 pub struct Ring3 {
     pub port: u16,
     pub dir: TempDir,
     pub daemons: Vec<Option<RunningDaemon>>,
     /// Which daemons are C 3.17 (from this prefix) rather than ours.
-    pub c_members: [Option<PathBuf>; 3],
+    pub c_members: Vec<Option<PathBuf>>,
     /// Whether ours run with `--with-c-daemons`: set when the ring starts with a C daemon
     /// and kept, as every daemon of a ring must use the same timeouts.
     pub with_c_daemons: bool,
     /// A command line (program, then its leading arguments) that runs our daemon `n` instead
     /// of the native binary, e.g. an emulator and a cross-built `spread`; our usual
     /// arguments follow it.
-    pub commands: [Option<Vec<String>>; 3],
+    pub commands: Vec<Option<Vec<String>>>,
 }
 
 impl Ring3 {
-    pub fn conf_text(port: u16) -> String {
-        (1..=3)
+    pub fn conf_text(port: u16, count: u8) -> String {
+        (1..=count)
             .map(|n| {
                 format!("Spread_Segment 127.0.0.255:{port} {{\n    n{n} 127.0.0.{n} {{ D 127.0.0.{n} C 127.0.0.{n} }}\n}}\n")
             })
@@ -185,46 +185,55 @@ impl Ring3 {
     /// A ring where daemon `n` is C 3.17 when `c_members[n - 1]` names its prefix. Ours
     /// then run with `--with-c-daemons`.
     pub fn start_mixed(extra: &str, c_members: [Option<PathBuf>; 3]) -> Ring3 {
-        Ring3::start_with(extra, c_members, [None, None, None])
+        Ring3::start_with(extra, c_members.to_vec(), vec![None; 3])
     }
 
     /// A ring of our daemons where daemon `n` runs as `commands[n - 1]` when that is set
     /// (see [`Ring3::commands`]).
     pub fn start_with_commands(extra: &str, commands: [Option<Vec<String>>; 3]) -> Ring3 {
-        Ring3::start_with(extra, [None, None, None], commands)
+        Ring3::start_with(extra, vec![None; 3], commands.to_vec())
+    }
+
+    /// A ring of `c_members.len()` daemons, C 3.17 where an entry names a prefix.
+    pub fn start_n(extra: &str, c_members: Vec<Option<PathBuf>>) -> Ring3 {
+        let count = c_members.len();
+        Ring3::start_with(extra, c_members, vec![None; count])
     }
 
     fn start_with(
         extra: &str,
-        c_members: [Option<PathBuf>; 3],
-        commands: [Option<Vec<String>>; 3],
+        c_members: Vec<Option<PathBuf>>,
+        commands: Vec<Option<Vec<String>>>,
     ) -> Ring3 {
+        let count = c_members.len() as u8;
         let port = (1..=3)
             .map(|_| free_port(Ipv4Addr::LOCALHOST))
-            .find(|p| (1..=3).all(|n| TcpListener::bind((Ipv4Addr::new(127, 0, 0, n), *p)).is_ok()))
-            .expect("a port free on 127.0.0.1-3");
+            .find(|p| {
+                (1..=count).all(|n| TcpListener::bind((Ipv4Addr::new(127, 0, 0, n), *p)).is_ok())
+            })
+            .expect("a port free on every daemon's address");
         let dir = TempDir::new("ring3");
         std::fs::write(
             dir.0.join("spread.conf"),
-            format!("{}{extra}", Ring3::conf_text(port)),
+            format!("{}{extra}", Ring3::conf_text(port, count)),
         )
         .unwrap();
         make_world_readable(&dir.0);
         let mut ring = Ring3 {
             port,
             dir,
-            daemons: vec![None, None, None],
+            daemons: (0..count).map(|_| None).collect(),
             with_c_daemons: c_members.iter().any(Option::is_some),
             c_members,
             commands,
         };
-        for n in 1..=3 {
+        for n in 1..=count {
             ring.start_daemon(n);
         }
         ring
     }
 
-    /// Starts (or restarts) daemon `n` (1..=3).
+    /// Starts (or restarts) daemon `n` (from 1).
     pub fn start_daemon(&mut self, n: u8) {
         let ip = Ipv4Addr::new(127, 0, 0, n);
         let mut local_socket = self.dir.0.join(format!("sock{n}"));
@@ -239,8 +248,9 @@ impl Ring3 {
         let with_c = self.with_c_daemons;
         let mut child = match &self.c_members[n as usize - 1] {
             Some(prefix) => {
-                // 3.17 puts its local socket at /tmp/<port>; only n1 may be C when the
-                // port is shared, or their sockets would clash.
+                // 3.17 puts its local socket at /tmp/<port>, deleting whatever is there:
+                // C daemons sharing the port take it from each other, which costs nothing
+                // here (the tests' clients use TCP).
                 local_socket = PathBuf::from(format!("/tmp/{}", self.port));
                 let spread = prefix.join("sbin/spread");
                 let mut cmd = if is_root() {
