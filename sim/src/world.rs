@@ -5,7 +5,7 @@ use bytes::Bytes;
 use spread::proto::Codec;
 use spread::{Event, GroupId, MembershipChange, Service, ServiceKind};
 use spread_daemon::core::ring::{
-    Destination, Port, ProcConf, ProcId, RingConf, RingOptions, SegmentConf, Timeouts,
+    Destination, FlowControl, Port, ProcConf, ProcId, RingConf, RingOptions, SegmentConf, Timeouts,
 };
 use spread_daemon::core::{ConnId, CoreEvent, Daemon, DaemonOptions, Identity, Peer};
 use spread_wire::handshake::{encode_auth_choice, ConnectRequest, Version};
@@ -73,6 +73,8 @@ pub struct Scenario {
     pub send_every: Duration,
     pub faults: Faults,
     pub timeouts: Timeouts,
+    /// The daemons' flow-control windows.
+    pub flow: FlowControl,
 }
 
 impl Scenario {
@@ -108,6 +110,7 @@ impl Scenario {
                 form: token * 2,
                 lookup: ms(5000),
             },
+            flow: FlowControl::default(),
         }
     }
 
@@ -121,6 +124,7 @@ impl Scenario {
             send_every: Duration::from_millis(5 + rng.below(40)),
             faults: Faults::random(rng),
             timeouts: Timeouts::fast(),
+            flow: FlowControl::default(),
         }
     }
 }
@@ -470,7 +474,7 @@ impl World {
             conf: self.conf.clone(),
             me: id,
             timeouts: self.scenario.timeouts,
-            flow: Default::default(),
+            flow: self.scenario.flow,
             endian: Endian::Little,
             wall_clock_secs: wall,
             last_time_used: self.daemons[d].last_time_used,
@@ -478,7 +482,7 @@ impl World {
         self.daemons[d].core = Some(Daemon::new_at(opts, self.now));
         self.daemons[d].restart_at = None;
         self.daemons[d].incarnation += 1;
-        if d % self.scenario.client_spacing.max(1) == 0 {
+        if d.is_multiple_of(self.scenario.client_spacing.max(1)) {
             for _ in 0..self.scenario.clients_per_daemon {
                 self.connect_client(d);
             }
