@@ -32,8 +32,10 @@ impl Keepalive {
         let socket = socket2::SockRef::from(stream);
         let params = socket2::TcpKeepalive::new().with_time(whole_seconds(self.idle));
         cfg_if::cfg_if! {
-            // Where the OS has per-socket interval and count (OpenBSD and AIX have not:
-            // there only the idle time is ours, and the rest is system-wide).
+            // Where the OS has per-socket interval and count. OpenBSD has no per-socket
+            // keepalive times at all: keepalive is switched on and the system's
+            // net.inet.tcp.keep* settings apply. On AIX (socket2 0.5) only the idle
+            // time is per socket.
             if #[cfg(any(
                 target_os = "linux",
                 target_os = "android",

@@ -3,13 +3,18 @@
 //! emulation to show the binary starts. Debian only: it installs what it lacks with rustup
 //! and apt-get, and links with clang rather than a cross gcc (Debian's cross gcc packages
 //! and gcc-multilib remove each other).
+//!
+//! `--target all` takes every platform of docs/platforms.md as far as this machine allows
+//! (see platforms.rs), with this module's cross build as its tier-1 path.
 
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
-    /// The Rust target triple: aarch64-, powerpc64- or s390x-unknown-linux-gnu.
+    /// The Rust target triple: aarch64-, powerpc64- or s390x-unknown-linux-gnu; or `all`:
+    /// every platform as far as this machine allows, written to platforms/platforms.json
+    /// and docs/platforms.md.
     #[arg(long)]
     target: String,
     /// Also run, under qemu, the test suites that start no processes (codecs, the client
@@ -17,22 +22,26 @@ pub struct BuildArgs {
     /// the mixed-endian ring test.
     #[arg(long)]
     test: bool,
+    /// With `--target all`: build nothing, only render docs/platforms.md again from
+    /// platforms/platforms.json.
+    #[arg(long)]
+    render_only: bool,
 }
 
-struct Target {
-    rust: &'static str,
+pub(crate) struct Target {
+    pub(crate) rust: &'static str,
     /// The GNU triple: clang's --target, the sysroot under /usr and binutils' prefix.
     gnu: &'static str,
     /// Debian's architecture suffix of the cross packages.
     deb: &'static str,
-    qemu: &'static str,
+    pub(crate) qemu: &'static str,
     /// lld 14 links aarch64 but neither ELFv1 (big-endian ppc64, Rust's ABI there) nor
     /// s390x; those link with the target's GNU ld.
     ld: &'static str,
-    big_endian: bool,
+    pub(crate) big_endian: bool,
 }
 
-const TARGETS: [Target; 3] = [
+pub(crate) const TARGETS: [Target; 3] = [
     Target {
         rust: "aarch64-unknown-linux-gnu",
         gnu: "aarch64-linux-gnu",
@@ -60,14 +69,37 @@ const TARGETS: [Target; 3] = [
 ];
 
 pub fn run(sh: &Shell, args: BuildArgs) -> anyhow::Result<()> {
+    if args.target == "all" {
+        return crate::platforms::run(sh, args.render_only);
+    }
+    if args.render_only {
+        bail!("--render-only goes with --target all");
+    }
     let Some(t) = TARGETS.iter().find(|t| t.rust == args.target) else {
         let known: Vec<_> = TARGETS.iter().map(|t| t.rust).collect();
         bail!(
-            "unknown target {}; known: {}",
+            "unknown target {}; known: {}, or all",
             args.target,
             known.join(", ")
         );
     };
+    let mut rec = crate::platforms::Record::default();
+    cross(sh, t, args.test, &mut rec)?;
+    if rec.tests.failed > 0 {
+        bail!("{} test(s) failed under {}", rec.tests.failed, t.qemu);
+    }
+    Ok(())
+}
+
+/// The cross build (and with `test`, the suites under qemu) of one Linux target; the
+/// steps it gets through and the tests it counts go into `rec`.
+pub(crate) fn cross(
+    sh: &Shell,
+    t: &Target,
+    test: bool,
+    rec: &mut crate::platforms::Record,
+) -> anyhow::Result<()> {
+    use crate::platforms::Status;
 
     let installed = cmd!(sh, "rustup target list --installed").read()?;
     if installed.lines().any(|l| l.trim() == t.rust) {
@@ -76,6 +108,7 @@ pub fn run(sh: &Shell, args: BuildArgs) -> anyhow::Result<()> {
         println!("rustup target {}: adding", t.rust);
         let rust = t.rust;
         cmd!(sh, "rustup target add {rust}").run()?;
+        rec.installed.push(format!("rustup target add {rust}"));
     }
 
     // crt files and libgcc_s come from libgcc-12-dev (Debian 12's gcc); C library from
@@ -125,6 +158,8 @@ pub fn run(sh: &Shell, args: BuildArgs) -> anyhow::Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive")
             .run()
             .context("apt-get install (needs root)")?;
+        rec.installed
+            .push(format!("apt-get install {}", missing.join(" ")));
     }
 
     let var = t.rust.to_uppercase().replace('-', "_");
@@ -141,6 +176,10 @@ pub fn run(sh: &Shell, args: BuildArgs) -> anyhow::Result<()> {
     .env(format!("CARGO_TARGET_{var}_LINKER"), "clang")
     .env(format!("CARGO_TARGET_{var}_RUSTFLAGS"), &rustflags)
     .run()?;
+    // A release build of the two binaries: compiled, type-checked and linked.
+    rec.steps.check = Status::Ok;
+    rec.steps.build = Status::Ok;
+    rec.steps.link = Status::Ok;
 
     let sysroot = format!("/usr/{}", t.gnu);
     let qemu = t.qemu;
@@ -156,7 +195,7 @@ pub fn run(sh: &Shell, args: BuildArgs) -> anyhow::Result<()> {
         );
     }
     println!("built both and ran them under emulation");
-    if args.test {
+    if test {
         let runner = format!("{qemu} -L {sysroot}");
         println!("== tests under {qemu}");
         // Integration tests that start daemon processes would exec a foreign binary
@@ -173,25 +212,29 @@ pub fn run(sh: &Shell, args: BuildArgs) -> anyhow::Result<()> {
                 "ring_replay",
             ],
         ];
+        rec.steps.run = Status::Failed;
         for suite in suites {
-            cmd!(sh, "cargo test --target {rust} {suite...}")
+            let c = cmd!(sh, "cargo test --target {rust} {suite...}")
                 .env(format!("CARGO_TARGET_{var}_LINKER"), "clang")
                 .env(format!("CARGO_TARGET_{var}_RUSTFLAGS"), &rustflags)
-                .env(format!("CARGO_TARGET_{var}_RUNNER"), &runner)
-                .run()?;
+                .env(format!("CARGO_TARGET_{var}_RUNNER"), &runner);
+            crate::platforms::run_tests(c, rec)?;
         }
         if t.big_endian {
             println!(
                 "== mixed-endian ring: the {rust} daemon under {qemu} between two native ones"
             );
             let daemon = crate::project_root().join(format!("target/{rust}/release/spread"));
-            cmd!(
+            let c = cmd!(
                 sh,
                 "cargo test --release -p spread-daemon --test mixed_endian -- --nocapture"
             )
             .env("SPREAD_BE_DAEMON", &daemon)
-            .env("SPREAD_BE_RUNNER", &runner)
-            .run()?;
+            .env("SPREAD_BE_RUNNER", &runner);
+            crate::platforms::run_tests(c, rec)?;
+        }
+        if rec.tests.failed == 0 {
+            rec.steps.run = Status::Ok;
         }
         return Ok(());
     }

@@ -2,13 +2,16 @@
 //!
 //! * `ci` — what CI runs: formatting, lints, the whole test suite.
 //! * `bench` — throughput through our daemon and, when installed, the C one.
-//! * `build --target T` — cross-builds the daemon and spreadctl and starts them under qemu.
+//! * `build --target T` — cross-builds the daemon and spreadctl and starts them under qemu;
+//!   `build --target all` takes every platform as far as it goes and writes
+//!   platforms/platforms.json and docs/platforms.md.
 
 mod bench;
 mod bench_ring;
 mod build;
 mod ci;
 mod cspread;
+mod platforms;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -30,7 +33,8 @@ enum Command {
     /// Runs the deterministic simulator over many seeds and checks Extended Virtual Synchrony.
     Sim(sim::SimArgs),
     /// Cross-builds the daemon and spreadctl for aarch64, powerpc64 (big-endian) or s390x
-    /// Linux with clang, installing what is missing, and runs them under qemu.
+    /// Linux with clang, installing what is missing, and runs them under qemu; with
+    /// `--target all`, every platform as far as this machine allows, into docs/platforms.md.
     Build(build::BuildArgs),
 }
 

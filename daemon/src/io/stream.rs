@@ -38,8 +38,10 @@ impl ClientKeepalive {
     fn apply(&self, socket: &socket2::SockRef<'_>) -> io::Result<()> {
         let params = socket2::TcpKeepalive::new().with_time(self.idle);
         cfg_if::cfg_if! {
-            // Per-socket interval and count exist here; OpenBSD and AIX set only the idle
-            // time per socket (their interval and count are system-wide).
+            // Per-socket interval and count exist here. OpenBSD has no per-socket
+            // keepalive times at all: keepalive is switched on and the system's
+            // net.inet.tcp.keep* settings apply. On AIX (socket2 0.5) only the idle
+            // time is per socket.
             if #[cfg(any(
                 target_os = "linux",
                 target_os = "android",
