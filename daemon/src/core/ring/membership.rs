@@ -65,7 +65,7 @@ impl Ring {
             }
             State::Form => {}
             State::Evs => {
-                if self.future_membership.contains(sender) {
+                if self.future_membership.contains(sender) && !self.stale_in_evs(sender, "ALIVE") {
                     self.token_loss();
                     self.f_members.insert(sender, self.max_procs);
                 }
@@ -130,7 +130,7 @@ impl Ring {
             }
             State::Form => {}
             State::Evs => {
-                if self.future_membership.contains(sender) {
+                if self.future_membership.contains(sender) && !self.stale_in_evs(sender, "JOIN") {
                     self.token_loss();
                     self.f_members.insert(sender, self.max_procs);
                 }
@@ -196,6 +196,23 @@ impl Ring {
     }
 
     // ---- state changes ----------------------------------------------------------------------
+
+    /// A JOIN or ALIVE from a member of the ring being installed, soon after its FORM2, was
+    /// sent before that daemon took the FORM1 and was overtaken by the FORM2 (data and token
+    /// ports are different sockets, so nothing orders them). A daemon that really lost the
+    /// new ring sends them only after a token or form timeout plus a SEG phase, so ignoring
+    /// them for `seg` after the FORM2 can only delay a recovery. (3.17 leaves EVS on them;
+    /// two daemons then fall into singleton rings.)
+    fn stale_in_evs(&self, sender: ProcId, what: &str) -> bool {
+        let stale = self.now.saturating_duration_since(self.evs_since) < self.timeouts.seg;
+        tracing::debug!(
+            me = self.me & 0xff,
+            sender = sender & 0xff,
+            stale,
+            "{what} from a member of the new ring during EVS"
+        );
+        stale
+    }
 
     /// The token is lost: back to SEG, looking for the daemons of my segment.
     pub(super) fn token_loss(&mut self) {
@@ -832,6 +849,7 @@ impl Ring {
         self.last_token.kind = 0;
         self.last_token.seq = 0;
         self.last_token.aru = 0;
+        self.evs_since = self.now;
         self.state = State::Evs;
     }
 

@@ -230,6 +230,8 @@ pub struct Ring {
     potential_reps: Vec<Rep>,
     commit_set: Members,
     future_commit_set: Members,
+    /// When the last FORM2 put this daemon in EVS (see `membership::stale_in_evs`).
+    evs_since: Instant,
     last_seq: i32,
     timers: Timers,
 
@@ -306,6 +308,7 @@ impl Ring {
             potential_reps: Vec::new(),
             commit_set: Members::default(),
             future_commit_set: Members::default(),
+            evs_since: now,
             last_seq: 0,
             timers: Timers::default(),
             transmits: VecDeque::new(),
