@@ -355,6 +355,12 @@ pub(crate) fn flood_between(
     run: usize,
 ) -> anyhow::Result<f64> {
     let group = format!("bench{run}");
+    // Fresh private names every flood: a daemon keeps a departed session's name until its
+    // departure is ordered (through the ring, when there is one), so reusing "rd" at once can
+    // be refused as not unique.
+    static FLOODS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = FLOODS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (rd, wr) = (format!("rd{n}"), format!("wr{n}"));
     let (m, b) = (messages.to_string(), bytes.to_string());
     let (mut reader, mut writer) = match client {
         ClientKind::Spreadctl => {
@@ -378,7 +384,7 @@ pub(crate) fn flood_between(
                 ]);
                 c
             };
-            (base(to, "rd", "--ro"), base(from, "wr", "--wo"))
+            (base(to, &rd, "--ro"), base(from, &wr, "--wo"))
         }
         ClientKind::Spflooder => {
             let fl = &tools.c.as_ref().expect("C found").spflooder;
@@ -387,7 +393,7 @@ pub(crate) fn flood_between(
                 c.args(["-u", user, mode, "-m", &m, "-b", &b, "-s", addr]);
                 c
             };
-            (base(to, "rd", "-ro"), base(from, "wr", "-wo"))
+            (base(to, &rd, "-ro"), base(from, &wr, "-wo"))
         }
     };
     let mut reader = reader
