@@ -58,29 +58,24 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-/// Directives this daemon acts on; others are accepted with a warning.
+/// The 3.17 directives this daemon acts on; others are accepted with a warning. (It acts on
+/// every extension directive too: see `config::extension_directives`.)
 const ACTED_ON: &[&str] = &[
     "Spread_Segment",
-    "TokenTimeout",
-    "HurryTimeout",
-    "AliveTimeout",
-    "JoinTimeout",
-    "RepTimeout",
-    "SegTimeout",
-    "GatherTimeout",
-    "FormTimeout",
-    "LookupTimeout",
-    "Window",
-    "PersonalWindow",
-    "ClientKeepaliveIdle",
-    "ClientKeepaliveInterval",
-    "ClientKeepaliveCount",
     "DebugFlags",
     "EventLogFile",
     "AllowedAuthMethods",
     "RequiredAuthMethods",
     "SocketPortReuse",
 ];
+
+fn acted_on() -> Vec<&'static str> {
+    ACTED_ON
+        .iter()
+        .copied()
+        .chain(config::extension_directives())
+        .collect()
+}
 
 pub fn load_config(options: &Options) -> Result<Config, StartError> {
     if let Some(path) = &options.config {
@@ -326,7 +321,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
     for warning in config
         .warnings
         .iter()
-        .chain(&config.unsupported_directives(ACTED_ON))
+        .chain(&config.unsupported_directives(&acted_on()))
     {
         tracing::warn!("{warning}");
     }

@@ -140,14 +140,17 @@ pub const NUMBER_DIRECTIVES: [(&str, &str, u32, u32); 5] = [
     ("ClientKeepaliveCount", "probes", 1, 100),
 ];
 
-/// The names of [`NUMBER_DIRECTIVES`].
-pub const NUMBER_DIRECTIVE_NAMES: [&str; 5] = [
-    NUMBER_DIRECTIVES[0].0,
-    NUMBER_DIRECTIVES[1].0,
-    NUMBER_DIRECTIVES[2].0,
-    NUMBER_DIRECTIVES[3].0,
-    NUMBER_DIRECTIVES[4].0,
-];
+/// Whether `word` names one of [`NUMBER_DIRECTIVES`].
+pub fn is_number_directive(word: &str) -> bool {
+    NUMBER_DIRECTIVES.iter().any(|(name, ..)| *name == word)
+}
+
+/// The extension directives (timeouts and numbers): this daemon acts on every one.
+pub fn extension_directives() -> impl Iterator<Item = &'static str> {
+    TIMEOUT_DIRECTIVES
+        .into_iter()
+        .chain(NUMBER_DIRECTIVES.iter().map(|(name, ..)| *name))
+}
 
 /// The timeout directives of later Spread versions, accepted as an extension.
 pub const TIMEOUT_DIRECTIVES: [&str; 9] = [

@@ -25,11 +25,11 @@ use std::time::Duration;
 
 use super::lexer::{InterfaceLetter, Keyword, Lexer, Token, TokenKind, KEYWORDS};
 use super::model::{
-    Config, DaemonEntry, DebugFlag, DirectiveUse, EventPriority, Interface, InterfaceKinds,
-    Segment, DEBUG_FLAG_BITS, DEFAULT_PORT, KNOWN_ACCESS_CONTROL_POLICIES, KNOWN_AUTH_METHODS,
-    MAX_DAEMONS, MAX_DAEMONS_3_17, MAX_DAEMON_NAME_BYTES, MAX_INTERFACES_PER_DAEMON,
-    MAX_ROUTE_COST, MAX_SEGMENTS, MAX_SEGMENT_PORT, NUMBER_DIRECTIVES, NUMBER_DIRECTIVE_NAMES,
-    TIMEOUT_DIRECTIVES,
+    extension_directives, is_number_directive, Config, DaemonEntry, DebugFlag, DirectiveUse,
+    EventPriority, Interface, InterfaceKinds, Segment, DEBUG_FLAG_BITS, DEFAULT_PORT,
+    KNOWN_ACCESS_CONTROL_POLICIES, KNOWN_AUTH_METHODS, MAX_DAEMONS, MAX_DAEMONS_3_17,
+    MAX_DAEMON_NAME_BYTES, MAX_INTERFACES_PER_DAEMON, MAX_ROUTE_COST, MAX_SEGMENTS,
+    MAX_SEGMENT_PORT, NUMBER_DIRECTIVES, TIMEOUT_DIRECTIVES,
 };
 use super::{ConfigError, Diagnostic, Resolver};
 
@@ -145,9 +145,7 @@ impl<'a> Parser<'a> {
             TokenKind::Word if timeout_directive(&self.current.text).is_some() => {
                 self.parse_timeout()
             }
-            TokenKind::Word if NUMBER_DIRECTIVE_NAMES.contains(&self.current.text.as_str()) => {
-                self.parse_window()
-            }
+            TokenKind::Word if is_number_directive(&self.current.text) => self.parse_window(),
             _ => Err(self.unexpected("a directive or Spread_Segment")),
         }
     }
@@ -736,8 +734,7 @@ fn case_insensitive_reserved(word: &str) -> Option<&'static str> {
     let flags = DEBUG_FLAG_BITS.iter().map(|(name, _)| *name);
     let priorities = EventPriority::KEYWORDS.iter().map(|(name, _)| *name);
     directives
-        .chain(TIMEOUT_DIRECTIVES)
-        .chain(NUMBER_DIRECTIVE_NAMES)
+        .chain(extension_directives())
         .chain(flags)
         .chain(priorities)
         .find(|spelling| spelling.eq_ignore_ascii_case(word))

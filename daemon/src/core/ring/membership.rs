@@ -197,6 +197,16 @@ impl Ring {
 
     // ---- state changes ----------------------------------------------------------------------
 
+    /// The representatives gathered so far (all but myself, the first), as potential
+    /// representatives for the next gather.
+    fn potentials_from_gathered_reps(&self) -> Vec<Rep> {
+        let mut potential = Vec::new();
+        for rep in self.f_reps.reps.iter().skip(1) {
+            self.insert_rep(&mut potential, *rep);
+        }
+        potential
+    }
+
     /// A JOIN or ALIVE from a member of the ring being installed, soon after its FORM2, was
     /// sent before that daemon took the FORM1 and was overtaken by the FORM2 (data and token
     /// ports are different sockets, so nothing orders them). A daemon that really lost the
@@ -226,12 +236,7 @@ impl Ring {
             State::Seg | State::Represented | State::Form => {}
             State::Gather => {
                 self.commit_set = Members::only(self.me);
-                let gathered: Vec<Rep> = self.f_reps.reps.iter().skip(1).copied().collect();
-                let mut potential = Vec::new();
-                for rep in gathered {
-                    self.insert_rep(&mut potential, rep);
-                }
-                self.potential_reps = potential;
+                self.potential_reps = self.potentials_from_gathered_reps();
                 let from = self.membership.clone();
                 self.add_segment_potentials(&from);
             }
@@ -340,12 +345,7 @@ impl Ring {
         } else {
             // Nobody formed a ring with us: gather again with what we learnt.
             self.f_members = Members::only(self.me);
-            let gathered: Vec<Rep> = self.f_reps.reps.iter().skip(1).copied().collect();
-            let mut potential = Vec::new();
-            for rep in gathered {
-                self.insert_rep(&mut potential, rep);
-            }
-            self.potential_reps = potential;
+            self.potential_reps = self.potentials_from_gathered_reps();
             self.shift_to_gather();
         }
     }
