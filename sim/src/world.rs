@@ -618,6 +618,7 @@ impl World {
             version: Version::OURS,
             wants_membership: true,
             priority: 0,
+            offers_probe: false,
             name: name.clone().into_bytes(),
         };
         core.handle_input(self.now, conn, &hello.encode());

@@ -167,6 +167,7 @@ impl Mailbox {
             version: Version::OURS,
             wants_membership: options.membership,
             priority: options.priority.min(1),
+            offers_probe: false,
             name: name.to_vec(),
         };
         let mut buf = Vec::new();

@@ -30,6 +30,8 @@ pub mod service {
     /// Daemon-to-daemon only: the groups state exchange.
     pub const GROUPS: u32 = 0x0008_0000;
     pub const REJECT: u32 = 0x0040_0000;
+    /// Extension, never sent to or by a 3.17 program: the liveness probe (see `probe`).
+    pub const PROBE: u32 = 0x0010_0000;
     /// A flag for the library's receive call; never meant for the wire.
     pub const DROP_RECV: u32 = 0x0100_0000;
 }

@@ -112,6 +112,8 @@ pub struct ConnectRequest {
     pub version: Version,
     pub wants_membership: bool,
     pub priority: u8,
+    /// The client offers the liveness probe ([`crate::probe::OFFER_FLAG`]).
+    pub offers_probe: bool,
     /// Empty: the daemon picks a name.
     pub name: Vec<u8>,
 }
@@ -122,7 +124,12 @@ impl ConnectRequest {
         if Version::sends_patch(self.version.major, self.version.minor) {
             out.push(self.version.patch);
         }
-        out.push(u8::from(self.wants_membership) | (self.priority << 4));
+        let offer = if self.offers_probe {
+            crate::probe::OFFER_FLAG
+        } else {
+            0
+        };
+        out.push(u8::from(self.wants_membership) | offer | (self.priority << 4));
         out.push(self.name.len() as u8);
         out.extend_from_slice(&self.name);
         out
@@ -186,6 +193,7 @@ pub fn parse_connect(buf: &[u8]) -> Result<Parsed<ConnectRequest>, Reject> {
         version,
         wants_membership: flags % 2 == 1,
         priority: (flags / 16).max(0) as u8,
+        offers_probe: flags as u8 & crate::probe::OFFER_FLAG != 0,
         name: name.to_vec(),
     };
     Ok(Parsed::Done(request, at + name_len))

@@ -14,6 +14,7 @@
 //! * [`header`] — the 48-byte message header used in both directions.
 //! * [`handshake`] — the connect handshake, byte by byte.
 //! * [`membership`] — group ids and the body of membership messages.
+//! * [`probe`] — the liveness probe extension, negotiated so 3.17 programs never see it.
 //! * [`frame`] — cutting a TCP byte stream into whole client messages.
 //! * [`ring`] — daemon-to-daemon UDP: packets, tokens, membership and FORM bodies, the
 //!   GROUPS exchange and monitor traffic.
@@ -25,6 +26,7 @@ pub mod handshake;
 pub mod header;
 pub mod membership;
 pub mod names;
+pub mod probe;
 pub mod ring;
 
 pub use codec::Endian;
