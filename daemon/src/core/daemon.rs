@@ -15,6 +15,7 @@ use spread_wire::consts::{limits, service};
 use spread_wire::handshake::{self, ConnectRequest, Parsed, Reject, AUTH_CHOICE_LEN};
 use spread_wire::membership::MembershipId;
 use spread_wire::names::{parse_private_group, private_group_name};
+use spread_wire::probe;
 use spread_wire::{Endian, GroupName, MessageHeader, HEADER_LEN};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -92,6 +93,8 @@ pub enum CloseReason {
     Disconnected,
     /// The socket closed or failed.
     Hangup,
+    /// The client promised (in a liveness probe) to be heard from within `hold` and was not.
+    Silent { hold: Duration },
 }
 
 impl std::fmt::Display for CloseReason {
@@ -105,6 +108,11 @@ impl std::fmt::Display for CloseReason {
             }
             CloseReason::Disconnected => f.write_str("client disconnected"),
             CloseReason::Hangup => f.write_str("connection closed"),
+            CloseReason::Silent { hold } => write!(
+                f,
+                "client silent for longer than the {} ms its liveness probe promised",
+                hold.as_millis()
+            ),
         }
     }
 }
@@ -128,6 +136,14 @@ struct Session {
     inbuf: BytesMut,
     /// The validated header of the message being read, once its 48 bytes are in.
     header: Option<MessageHeader>,
+    /// The client offered the liveness probe and we accepted (spread-wire's `probe`).
+    probes: bool,
+    /// The longest silence the client's last probe promised (`None`: no promise).
+    hold: Option<Duration>,
+    /// When the last bytes from this client arrived.
+    last_heard: Instant,
+    /// The byte order of the message being read, as its writer marked it.
+    writer: Endian,
 }
 
 #[derive(Debug)]
@@ -187,6 +203,9 @@ pub struct Stats {
     pub sessions_dropped_for_violations: u64,
 }
 
+/// How often clients that promised a hold are checked for silence.
+const HOLD_CHECK_EVERY: Duration = Duration::from_millis(50);
+
 /// A Spread daemon's client side and group layer, without I/O.
 pub struct Daemon {
     opts: DaemonOptions,
@@ -213,6 +232,9 @@ pub struct Daemon {
     now: Instant,
     /// The ring with the other daemons, if configured with any.
     ring: Option<Ring>,
+    /// When to look next for clients silent past their promised hold (only while some
+    /// client has made such a promise).
+    next_hold_check: Option<Instant>,
 }
 
 impl Daemon {
@@ -244,6 +266,7 @@ impl Daemon {
             congested: HashMap::new(),
             now,
             ring,
+            next_hold_check: None,
         }
     }
 
@@ -309,6 +332,7 @@ impl Daemon {
                 self.advance_auth(conn);
             }
             State::Open(session) => {
+                session.last_heard = now;
                 session.inbuf.extend_from_slice(bytes);
                 self.read_messages(conn);
             }
@@ -362,6 +386,7 @@ impl Daemon {
             let queued = self.conns.get(&conn).map_or(0, |c| c.out.messages());
             self.kill_session(conn, CloseReason::TooSlow { queued }, false);
         }
+        self.check_holds(now);
         while let Some(&(deadline, conn)) = self.deadlines.first() {
             if deadline > now {
                 break;
@@ -425,10 +450,16 @@ impl Daemon {
     /// The next deadline: a handshake's, or a congested receiver's grace running out.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let handshake = self.deadlines.first().map(|(t, _)| *t);
+        let holds = self.next_hold_check;
         let grace = self.opts.slow_client_grace;
         let slow = self.congested.values().map(|since| *since + grace).min();
         let ring = self.ring.as_ref().and_then(Ring::poll_timeout);
-        handshake.into_iter().chain(slow).chain(ring).min()
+        handshake
+            .into_iter()
+            .chain(slow)
+            .chain(ring)
+            .chain(holds)
+            .min()
     }
 
     /// Whether some receiver is congested: the event loop then stops reading clients (as
@@ -481,11 +512,18 @@ impl Daemon {
             return self.finish_auth(conn, request, name, allowed, rest);
         }
         let offered = self.opts.auth.offered();
-        c.out.push(handshake::encode_auth_list(&offered).into());
-        self.mark_writable(conn);
         if offered.is_empty() {
+            c.out.push(handshake::encode_auth_list(&offered).into());
+            self.mark_writable(conn);
             return self.deny(conn);
         }
+        // Only a client that offered the probe sees the pseudo-method; libspread never does.
+        let mut listed = offered;
+        if request.offers_probe {
+            listed.push(probe::METHOD);
+        }
+        c.out.push(handshake::encode_auth_list(&listed).into());
+        self.mark_writable(conn);
         let deadline = now + self.opts.auth_timeout;
         let c = self.conns.get_mut(&conn).expect("conn exists");
         c.state = State::AwaitAuthChoice {
@@ -542,6 +580,10 @@ impl Daemon {
             wants_membership: request.wants_membership,
             inbuf: BytesMut::from(&rest[..]),
             header: None,
+            probes: request.offers_probe && request.version.negotiates_auth(),
+            hold: None,
+            last_heard: self.now,
+            writer: Endian::NATIVE,
         }));
         self.stats.sessions_accepted += 1;
         self.mark_writable(conn);
@@ -616,7 +658,7 @@ impl Daemon {
                 }
                 let raw: &[u8; HEADER_LEN] = session.inbuf[..HEADER_LEN].try_into().expect("48");
                 let (header, writer) = MessageHeader::decode(raw);
-                let _ = writer;
+                session.writer = writer;
                 if let Err(why) =
                     validate(&header, self.opts.endian, session, &self.opts.identity.name)
                 {
@@ -656,6 +698,9 @@ impl Daemon {
         let first_group =
             || GroupName::from_field(&message[HEADER_LEN..HEADER_LEN + MAX_GROUP_NAME]);
         let t = header.msg_type;
+        if probe::is_probe(&header) {
+            return self.answer_probe(conn, &message);
+        }
         if t & service::JOIN != 0 {
             let group = first_group();
             if self.groups.local_member_count(&group) >= limits::MAX_LOCAL_GROUP_MEMBERS {
@@ -678,6 +723,55 @@ impl Daemon {
             self.kill_session_with(conn, CloseReason::Disconnected, false, Some(message));
         } else {
             self.order(Ordered::Data { message, header });
+        }
+    }
+
+    /// Answers a liveness probe at once and notes the silence the client promised not to
+    /// exceed. Nothing of it reaches the ring.
+    fn answer_probe(&mut self, conn: ConnId, message: &Bytes) {
+        let answer =
+            probe::encode_answer(&GroupName::new(&self.opts.identity.name), self.opts.endian);
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let State::Open(session) = &mut c.state {
+            // The header was turned to our order; the body is still in the client's.
+            let hold_ms =
+                probe::decode_request_body(&message[HEADER_LEN..], session.writer).unwrap_or(0);
+            session.hold = (hold_ms > 0).then(|| Duration::from_millis(hold_ms.into()));
+            if session.hold.is_some() && self.next_hold_check.is_none() {
+                self.next_hold_check = Some(now + HOLD_CHECK_EVERY);
+            }
+        }
+        c.out.push_urgent(Bytes::copy_from_slice(&answer));
+        self.mark_writable(conn);
+    }
+
+    /// Ends the sessions of clients silent past the hold their last probe promised: a hung
+    /// process or a dead host, which TCP alone would notice late or never.
+    fn check_holds(&mut self, now: Instant) {
+        let Some(at) = self.next_hold_check else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        let mut silent = Vec::new();
+        let mut any = false;
+        for (conn, c) in &self.conns {
+            if let State::Open(session) = &c.state {
+                if let Some(hold) = session.hold {
+                    any = true;
+                    if now.saturating_duration_since(session.last_heard) >= hold {
+                        silent.push((*conn, hold));
+                    }
+                }
+            }
+        }
+        self.next_hold_check = any.then(|| now + HOLD_CHECK_EVERY);
+        for (conn, hold) in silent {
+            self.kill_session(conn, CloseReason::Silent { hold }, false);
         }
     }
 
@@ -1106,6 +1200,12 @@ fn validate(
     daemon: &str,
 ) -> Result<(), String> {
     let t = header.msg_type;
+    if session.probes && probe::is_probe(header) {
+        if header.num_groups != 0 || header.data_len as usize != probe::REQUEST_BODY_LEN {
+            return Err("a liveness probe carries no groups and a 4-byte body".into());
+        }
+        return Ok(());
+    }
     let services = (t & service::REGULAR).count_ones();
     let requests = (t & (service::JOIN | service::LEAVE | service::KILL)).count_ones();
     if services + requests != 1 {
@@ -1251,5 +1351,87 @@ mod tests {
         assert_eq!(frame.header.hint.endian(), Endian::Little);
         assert_eq!(frame.header.hint.mess_type(), 0x1234);
         assert_eq!(frame.data, b"payload");
+    }
+
+    fn one_daemon() -> Daemon {
+        let identity = Identity {
+            name: "n1".into(),
+            ip: Ipv4Addr::LOCALHOST,
+        };
+        Daemon::new(DaemonOptions::new(
+            identity,
+            MembershipId {
+                proc_id: 0x7f00_0001,
+                time: 1,
+            },
+        ))
+    }
+
+    /// The auth list a client sees after sending `flags` in its connect message.
+    fn auth_list_for(d: &mut Daemon, now: Instant, conn: ConnId, flags: u8) -> Vec<u8> {
+        d.handle_connect(now, conn, Peer::Local);
+        d.handle_input(now, conn, &[3, 17, 3, flags, 2, b'p', b'0' + conn as u8]);
+        drain(d, conn)
+    }
+
+    #[test]
+    fn only_a_client_that_offers_the_probe_sees_it_listed() {
+        let mut d = one_daemon();
+        let now = Instant::now();
+        assert_eq!(auth_list_for(&mut d, now, 1, 1), b"\x05NULL ");
+        assert_eq!(
+            auth_list_for(&mut d, now, 2, 0x01 | probe::OFFER_FLAG),
+            b"\x0bNULL PROBE "
+        );
+    }
+
+    #[test]
+    fn a_probe_is_answered_and_a_silent_client_is_ended() {
+        let mut d = one_daemon();
+        let t0 = Instant::now();
+        auth_list_for(&mut d, t0, 1, probe::OFFER_FLAG);
+        let mut choice = [0u8; 90];
+        choice[..4].copy_from_slice(b"NULL");
+        d.handle_input(t0, 1, &choice);
+        drain(&mut d, 1);
+        let own = GroupName::new("#p1#n1");
+        for endian in [Endian::Big, Endian::Little] {
+            d.handle_input(t0, 1, &probe::encode_request(&own, 300, endian));
+            let answer = drain(&mut d, 1);
+            let frame = Frame::decode(&answer).unwrap();
+            assert!(probe::is_probe(&frame.header));
+            assert_eq!(frame.header.private_group, GroupName::new("n1"));
+        }
+        // Heard within the hold: still open.
+        d.handle_timeout(t0 + Duration::from_millis(200));
+        assert_eq!(d.poll_event(), None);
+        d.handle_timeout(t0 + Duration::from_millis(400));
+        assert!(matches!(
+            d.poll_event(),
+            Some(CoreEvent::Close {
+                conn: 1,
+                reason: CloseReason::Silent { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_probe_from_a_client_that_did_not_offer_is_a_violation() {
+        let mut d = one_daemon();
+        let now = Instant::now();
+        connect(&mut d, now, 1, "np");
+        d.handle_input(
+            now,
+            1,
+            &probe::encode_request(&GroupName::new("#np#n1"), 0, Endian::NATIVE),
+        );
+        assert!(matches!(
+            d.poll_event(),
+            Some(CoreEvent::Close {
+                reason: CloseReason::Violation(_),
+                ..
+            })
+        ));
     }
 }

@@ -19,6 +19,16 @@ impl OutQueue {
         }
     }
 
+    /// Queues `chunk` right behind the message being written, ahead of the rest: for small
+    /// answers (the liveness probe's) that must not wait behind a backlog.
+    pub fn push_urgent(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.bytes += chunk.len();
+            let at = self.chunks.len().min(1);
+            self.chunks.insert(at, chunk);
+        }
+    }
+
     /// Messages waiting (a partly written one counts).
     pub fn messages(&self) -> usize {
         self.chunks.len()
