@@ -67,6 +67,7 @@ const ACTED_ON: &[&str] = &[
     "AllowedAuthMethods",
     "RequiredAuthMethods",
     "SocketPortReuse",
+    "DangerousMonitor",
 ];
 
 fn acted_on() -> Vec<&'static str> {
@@ -390,6 +391,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
             endian: opts.endian,
             wall_clock_secs: now_secs as i64,
             last_time_used,
+            dangerous_monitor: config.dangerous_monitor,
         });
         time_file = Some(file);
     }

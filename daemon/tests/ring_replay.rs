@@ -261,6 +261,7 @@ impl Replay {
                 endian: Endian::Little,
                 wall_clock_secs,
                 last_time_used: None,
+                dangerous_monitor: false,
             },
             base,
         );

@@ -478,6 +478,7 @@ impl World {
             endian: Endian::Little,
             wall_clock_secs: wall,
             last_time_used: self.daemons[d].last_time_used,
+            dangerous_monitor: false,
         });
         self.daemons[d].core = Some(Daemon::new_at(opts, self.now));
         self.daemons[d].restart_at = None;
@@ -569,6 +570,8 @@ impl World {
                 .filter(|i| *i != from)
                 .map(|i| (i, Port::Data))
                 .collect(),
+            // No monitors run in the simulator.
+            Destination::Monitor(_) => Vec::new(),
         };
         for (to, port) in targets {
             let f = &self.scenario.faults;

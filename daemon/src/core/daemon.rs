@@ -126,6 +126,8 @@ pub enum CoreEvent {
         flush: bool,
         reason: CloseReason,
     },
+    /// A monitor's partition told this daemon to exit (only with `DangerousMonitor`).
+    Exit,
 }
 
 #[derive(Debug)]
@@ -1054,6 +1056,8 @@ impl Daemon {
             let mut notices = std::mem::take(&mut self.notices);
             match event {
                 RingEvent::Deliver(message) => self.deliver_from_ring(message),
+                RingEvent::StatusRequest { to } => self.report_status(to),
+                RingEvent::ExitRequested => self.events.push_back(CoreEvent::Exit),
                 RingEvent::Transitional { members, id } => {
                     tracing::debug!(daemon = %self.opts.identity.name, ?members, ?id, state = ?self.groups.state(), "transitional configuration");
                     self.groups.transitional(&members, id, &mut notices);
@@ -1079,6 +1083,26 @@ impl Daemon {
             self.send_notices(&mut notices);
             self.notices = notices;
         }
+    }
+
+    /// Completes the ring's status report with the client side's counts and sends it.
+    fn report_status(&mut self, to: std::net::SocketAddrV4) {
+        let sessions = self
+            .conns
+            .values()
+            .filter(|c| matches!(c.state, State::Open(_)))
+            .count();
+        let groups = self.groups.group_count();
+        let delivered = self.stats.messages_delivered;
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        let mut status = ring.status();
+        status.num_sessions = sessions.min(i16::MAX as usize) as i16;
+        status.num_groups = groups.min(i16::MAX as usize) as i16;
+        status.message_delivered = delivered as i32;
+        status.gstate = self.groups.state_number();
+        ring.send_status(to, &status);
     }
 
     fn send_notices(&mut self, notices: &mut Vec<Notice>) {

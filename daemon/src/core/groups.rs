@@ -133,6 +133,20 @@ impl Groups {
         self.state
     }
 
+    /// The state as the status record numbers it (GOP 1, GTRANS 2, GGATHER 3, GGT 4).
+    pub fn state_number(&self) -> i32 {
+        match self.state {
+            GState::Op => 1,
+            GState::Trans => 2,
+            GState::Gather => 3,
+            GState::GatherTrans => 4,
+        }
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
     pub fn info(&self) -> Vec<GroupInfo> {
         self.groups
             .iter()

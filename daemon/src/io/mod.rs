@@ -328,6 +328,11 @@ impl EventLoop {
         self.send_datagrams();
         while let Some(event) = self.core.poll_event() {
             match event {
+                CoreEvent::Exit => {
+                    // 3.17 exits at once on a monitor's negative component.
+                    tracing::warn!("exiting: instructed by a monitor");
+                    self.stop.store(true, Ordering::Relaxed);
+                }
                 CoreEvent::Close {
                     conn,
                     flush,

@@ -89,6 +89,7 @@ impl RingSockets {
         Some(match to {
             Destination::Data(id) => SocketAddr::from((Ipv4Addr::from(id), port_of(id)?)),
             Destination::Token(id) => SocketAddr::from((Ipv4Addr::from(id), port_of(id)? + 1)),
+            Destination::Monitor(addr) => SocketAddr::from(addr),
             Destination::Segment(s) => {
                 let seg = self.conf.segments.get(s)?;
                 SocketAddr::from((seg.bcast, seg.port))

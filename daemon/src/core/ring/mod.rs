@@ -20,6 +20,7 @@
 mod codec;
 mod conf;
 mod membership;
+mod monitor;
 mod msgs;
 mod protocol;
 mod timers;
@@ -51,6 +52,8 @@ pub enum Destination {
     Token(ProcId),
     /// The broadcast address and data port of a segment.
     Segment(usize),
+    /// A monitor's report port.
+    Monitor(std::net::SocketAddrV4),
 }
 
 /// Which port a datagram arrived on.
@@ -75,6 +78,10 @@ pub enum RingEvent {
         members: Vec<ProcId>,
         id: MembershipId,
     },
+    /// A monitor asked for a status report (the daemon completes it: see `Ring::status`).
+    StatusRequest { to: std::net::SocketAddrV4 },
+    /// A monitor's partition gave this daemon a negative component: 3.17 exits.
+    ExitRequested,
 }
 
 /// Which queue new messages go to: clients', or the groups state exchange's.
@@ -161,6 +168,8 @@ pub struct RingOptions {
     /// The last ring time this daemon used before it restarted (kept by the event loop),
     /// so a quick restart cannot reuse a ring id.
     pub last_time_used: Option<i32>,
+    /// Whether monitors may partition the ring and change its windows.
+    pub dangerous_monitor: bool,
 }
 
 /// 8192 packet slots, indexed by `seq & 0x1fff`.
@@ -238,6 +247,10 @@ pub struct Ring {
     transmits: VecDeque<Transmit>,
     events: VecDeque<RingEvent>,
     stats: RingStats,
+    /// Whether monitors may partition the ring and change its windows.
+    dangerous_monitor: bool,
+    /// The partition a monitor set, if any.
+    partition: monitor::Partition,
 }
 
 impl Ring {
@@ -314,6 +327,8 @@ impl Ring {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: RingStats::default(),
+            dangerous_monitor: opts.dangerous_monitor,
+            partition: monitor::Partition::default(),
             conf: opts.conf,
         };
         // 3.17's Memb_init: start as if the token of a one-daemon ring had just been lost.
@@ -329,6 +344,7 @@ impl Ring {
         match port {
             Port::Data => self.handle_data_datagram(datagram),
             Port::Token => match codec::decode_token(datagram, self.limits) {
+                Ok(token) if !self.in_my_component(token.transmitter) => {}
                 Ok(token) => self.handle_token(token),
                 Err(e) => tracing::debug!("dropping a token datagram: {e}"),
             },
@@ -338,6 +354,7 @@ impl Ring {
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        self.expire_partition(now);
         while let Some(timer) = self.timers.take_due(now) {
             match timer {
                 Timer::TokenLoss => self.token_loss(),
@@ -394,7 +411,12 @@ impl Ring {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_deadline()
+        let partition = self.partition.deadline();
+        self.timers
+            .next_deadline()
+            .into_iter()
+            .chain(partition)
+            .min()
     }
 
     pub fn state(&self) -> State {
@@ -569,7 +591,13 @@ impl Ring {
             }
         };
         let first = &packets[0];
-        if first.transmitter == self.me || self.conf.position(first.transmitter).is_none() {
+        if self.handle_monitor(first, endian) {
+            return;
+        }
+        if first.transmitter == self.me
+            || self.conf.position(first.transmitter).is_none()
+            || !self.in_my_component(first.transmitter)
+        {
             return;
         }
         if first.kind & kind::ROUTED != 0 && self.conf.bcast_needed(self.my_pos.segment) {
@@ -583,7 +611,6 @@ impl Ring {
         }
         let kind = first.kind & !kind::ROUTED;
         if kind & (kind::STATUS | kind::FC | kind::PARTITION) != 0 {
-            // Monitor requests: answered by the daemon (status) or ignored for now.
             return;
         }
         if kind & kind::MEMBERSHIP != 0 {

@@ -1,0 +1,126 @@
+//! `spmonitor`'s requests against our daemons: status reports always; partitions only with
+//! `DangerousMonitor = yes` (3.17's rule). The requests are built here byte for byte as the
+//! C monitor builds them (spread-wire's `ring::monitor`).
+
+mod common;
+
+use common::{connect_named, until_members, Ring3};
+use spread::{Event, MembershipChange, Service};
+use spread_wire::ring::monitor::{monitor_request, PerDaemonTable, Status};
+use spread_wire::ring::{encode_datagram, packet_type, split_datagram};
+use spread_wire::Endian;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// The monitor runs as configured daemon n1 (127.0.0.1), as spmonitor does with `-n n1`.
+fn monitor() -> (UdpSocket, u16) {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
+fn request(socket: &UdpSocket, reply_port: u16, ring: &Ring3, n: u8, kind: u32, body: &[u8]) {
+    let mut header = monitor_request(kind, u32::from(Ipv4Addr::LOCALHOST), reply_port);
+    header.data_len = body.len() as i16;
+    let datagram = encode_datagram(Endian::NATIVE, &[(header, body)]).unwrap();
+    socket
+        .send_to(&datagram, (Ipv4Addr::new(127, 0, 0, n), ring.port))
+        .unwrap();
+}
+
+fn partition(socket: &UdpSocket, reply_port: u16, ring: &Ring3, components: &[i16]) {
+    let mut table = PerDaemonTable::default();
+    table.entries[..components.len()].copy_from_slice(components);
+    let body = table.encode(Endian::NATIVE);
+    for n in 1..=components.len() as u8 {
+        request(socket, reply_port, ring, n, packet_type::PARTITION, &body);
+    }
+}
+
+#[test]
+fn every_daemon_answers_a_status_request() {
+    let ring = Ring3::start("");
+    let (socket, port) = monitor();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut operational = std::collections::BTreeMap::new();
+    while operational.len() < 3 && Instant::now() < deadline {
+        for n in 1..=3 {
+            request(&socket, port, &ring, n, packet_type::STATUS, &[]);
+        }
+        let mut buf = [0u8; 1500];
+        while let Ok((len, _)) = socket.recv_from(&mut buf) {
+            let (endian, mut packets) = split_datagram(&buf[..len]).unwrap();
+            let (header, body) = packets.next().unwrap().unwrap();
+            assert_ne!(header.type_bits() & packet_type::STATUS, 0);
+            let status = Status::decode(body, endian).unwrap();
+            assert_eq!(
+                (
+                    status.major_version,
+                    status.minor_version,
+                    status.patch_version
+                ),
+                (3, 17, 3)
+            );
+            assert_eq!(status.num_procs, 3);
+            assert_eq!(header.proc_id, status.my_id, "the reply names its daemon");
+            if status.state == 1 && status.membership_changes >= 1 {
+                operational.insert(status.my_id, status);
+            }
+        }
+    }
+    let ids: Vec<Ipv4Addr> = operational.keys().map(|&id| Ipv4Addr::from(id)).collect();
+    assert_eq!(
+        ids,
+        [1, 2, 3].map(|n| Ipv4Addr::new(127, 0, 0, n)),
+        "a report from every daemon, operational"
+    );
+}
+
+/// Joins c1 (on n1) and c3 (on n3) to one group and waits for the two-member view.
+fn two_members(ring: &Ring3) -> (spread::Mailbox, spread::Mailbox) {
+    let mut c1 = connect_named(&ring.address(1), "c1");
+    let mut c3 = connect_named(&ring.address(3), "c3");
+    c1.join("g").unwrap();
+    c3.join("g").unwrap();
+    until_members(&mut c1, "g", 2, Duration::from_secs(20));
+    until_members(&mut c3, "g", 2, Duration::from_secs(20));
+    (c1, c3)
+}
+
+#[test]
+fn a_partition_splits_and_heals_the_ring_when_dangerous_monitor_is_on() {
+    let ring = Ring3::start("DangerousMonitor = yes\n");
+    let (mut c1, mut c3) = two_members(&ring);
+    let (socket, port) = monitor();
+    partition(&socket, port, &ring, &[0, 0, 1]);
+    let (_, alone) = until_members(&mut c1, "g", 1, Duration::from_secs(20));
+    assert!(matches!(alone, MembershipChange::Regular { .. }));
+    until_members(&mut c3, "g", 1, Duration::from_secs(20));
+    partition(&socket, port, &ring, &[0, 0, 0]);
+    until_members(&mut c1, "g", 2, Duration::from_secs(20));
+    until_members(&mut c3, "g", 2, Duration::from_secs(20));
+}
+
+#[test]
+fn a_partition_is_refused_when_dangerous_monitor_is_off() {
+    let ring = Ring3::start("");
+    let (mut c1, mut c3) = two_members(&ring);
+    let (socket, port) = monitor();
+    partition(&socket, port, &ring, &[0, 0, 1]);
+    // Give a partition time to act (our token timeout is well under this), then check
+    // that c3's message reaches c1 with no membership change before it.
+    std::thread::sleep(Duration::from_secs(2));
+    c3.multicast(Service::AGREED, &["g"], 0, b"still one ring")
+        .unwrap();
+    loop {
+        match c1.receive_timeout(Duration::from_secs(10)).unwrap() {
+            Some(Event::Message(m)) if m.data == b"still one ring" => break,
+            Some(Event::Membership(m)) => panic!("the refused partition changed a view: {m:?}"),
+            Some(_) => {}
+            None => panic!("c3's message did not arrive"),
+        }
+    }
+}
