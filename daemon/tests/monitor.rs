@@ -52,8 +52,8 @@ fn every_daemon_answers_a_status_request() {
         }
         let mut buf = [0u8; 1500];
         while let Ok((len, _)) = socket.recv_from(&mut buf) {
-            let (endian, mut packets) = split_datagram(&buf[..len]).unwrap();
-            let (header, body) = packets.next().unwrap().unwrap();
+            let (endian, packets) = split_datagram(&buf[..len]).unwrap();
+            let (header, body) = packets[0];
             assert_ne!(header.type_bits() & packet_type::STATUS, 0);
             let status = Status::decode(body, endian).unwrap();
             assert_eq!(
