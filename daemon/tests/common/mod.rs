@@ -194,6 +194,16 @@ impl Ring3 {
         Ring3::start_with(extra, vec![None; 3], commands.to_vec())
     }
 
+    /// A ring where daemon `n` is C 3.17 when `c_members[n - 1]` names a prefix, and else
+    /// ours, run as `commands[n - 1]` when that is set.
+    pub fn start_mixed_with_commands(
+        extra: &str,
+        c_members: Vec<Option<PathBuf>>,
+        commands: Vec<Option<Vec<String>>>,
+    ) -> Ring3 {
+        Ring3::start_with(extra, c_members, commands)
+    }
+
     /// A ring of `c_members.len()` daemons, C 3.17 where an entry names a prefix.
     pub fn start_n(extra: &str, c_members: Vec<Option<PathBuf>>) -> Ring3 {
         let count = c_members.len();
