@@ -348,7 +348,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
     let mut opts = DaemonOptions::new(identity.clone(), memb_id);
     let mut ring_sockets = None;
     let mut time_file = None;
-    if config.daemon_count() > 1 {
+    {
         let conf = ring_conf(&config);
         let entry = config
             .all_daemons()
@@ -371,30 +371,41 @@ pub fn run(options: Options) -> Result<(), StartError> {
             port,
             segment: position.segment,
         };
-        ring_sockets = Some(RingSockets::bind(&conf, &binding).map_err(StartError::Ring)?);
-        let file = ring_time_file(&config, &identity, port);
-        let last_time_used = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| t.trim().parse().ok());
-        let t = timeouts(&config, options.with_c_daemons);
-        tracing::info!(
-            "ring of {} daemons; token timeout {:?}, hurry {:?}",
-            config.daemon_count(),
-            t.token,
-            t.hurry
-        );
-        opts.ring = Some(RingOptions {
-            conf,
-            me: u32::from(identity.ip),
-            timeouts: t,
-            flow: flow_control(&config, options.with_c_daemons),
-            endian: opts.endian,
-            wall_clock_secs: now_secs as i64,
-            last_time_used,
-            dangerous_monitor: config.dangerous_monitor,
-        });
-        time_file = Some(file);
+        if config.daemon_count() == 1 {
+            // Alone, the daemon has no ring, but its data port still answers spmonitor.
+            match RingSockets::bind(&conf, &binding) {
+                Ok(sockets) => ring_sockets = Some(sockets),
+                Err(e) => tracing::warn!(
+                    "cannot open the data port {port} for monitor requests ({e}); spmonitor will get no answer"
+                ),
+            }
+        } else {
+            ring_sockets = Some(RingSockets::bind(&conf, &binding).map_err(StartError::Ring)?);
+            let file = ring_time_file(&config, &identity, port);
+            let last_time_used = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            let t = timeouts(&config, options.with_c_daemons);
+            tracing::info!(
+                "ring of {} daemons; token timeout {:?}, hurry {:?}",
+                config.daemon_count(),
+                t.token,
+                t.hurry
+            );
+            opts.ring = Some(RingOptions {
+                conf,
+                me: u32::from(identity.ip),
+                timeouts: t,
+                flow: flow_control(&config, options.with_c_daemons),
+                endian: opts.endian,
+                wall_clock_secs: now_secs as i64,
+                last_time_used,
+                dangerous_monitor: config.dangerous_monitor,
+            });
+            time_file = Some(file);
+        }
     }
+    opts.dangerous_monitor = config.dangerous_monitor;
     opts.seed = now_secs ^ u64::from(std::process::id());
     if !config.allowed_auth_methods.is_empty() {
         opts.auth.allowed = config.allowed_auth_methods.clone();

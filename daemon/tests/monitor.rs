@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{connect_named, until_members, Ring3};
+use common::{connect_named, start_rust_daemon, until_members, Ring3};
 use spread::{Event, MembershipChange, Service};
 use spread_wire::ring::monitor::{monitor_request, PerDaemonTable, Status};
 use spread_wire::ring::{encode_datagram, packet_type, split_datagram};
@@ -23,12 +23,56 @@ fn monitor() -> (UdpSocket, u16) {
 }
 
 fn request(socket: &UdpSocket, reply_port: u16, ring: &Ring3, n: u8, kind: u32, body: &[u8]) {
+    send_request(
+        socket,
+        reply_port,
+        (Ipv4Addr::new(127, 0, 0, n), ring.port),
+        kind,
+        body,
+    );
+}
+
+fn send_request(socket: &UdpSocket, reply_port: u16, to: (Ipv4Addr, u16), kind: u32, body: &[u8]) {
     let mut header = monitor_request(kind, u32::from(Ipv4Addr::LOCALHOST), reply_port);
     header.data_len = body.len() as i16;
     let datagram = encode_datagram(Endian::NATIVE, &[(header, body)]).unwrap();
-    socket
-        .send_to(&datagram, (Ipv4Addr::new(127, 0, 0, n), ring.port))
-        .unwrap();
+    socket.send_to(&datagram, to).unwrap();
+}
+
+/// A daemon configured alone has no ring, yet answers status and obeys "terminate".
+#[test]
+fn a_lone_daemon_answers_status_and_exits_when_told() {
+    let mut daemon = start_rust_daemon("DangerousMonitor = yes\n");
+    let (socket, port) = monitor();
+    let to = (daemon.ip, daemon.port);
+    let mut buf = [0u8; 1500];
+    let status = (0..20)
+        .find_map(|_| {
+            send_request(&socket, port, to, packet_type::STATUS, &[]);
+            let (len, _) = socket.recv_from(&mut buf).ok()?;
+            let (endian, packets) = split_datagram(&buf[..len]).ok()?;
+            Status::decode(packets[0].1, endian).ok()
+        })
+        .expect("a status report");
+    assert_eq!((status.num_procs, status.state), (1, 1));
+    assert_eq!(status.my_id, u32::from(daemon.ip));
+    let mut table = PerDaemonTable::default();
+    table.entries[0] = -1;
+    send_request(
+        &socket,
+        port,
+        to,
+        packet_type::PARTITION,
+        &table.encode(Endian::NATIVE),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while daemon.is_alive() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not exit when told"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn partition(socket: &UdpSocket, reply_port: u16, ring: &Ring3, components: &[i16]) {

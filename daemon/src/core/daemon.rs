@@ -55,6 +55,9 @@ pub struct DaemonOptions {
     /// Names to hand out, in order, before generated ones: lets a replay of a captured C
     /// session give clients the names the C daemon picked (its choice is random).
     pub assigned_names: VecDeque<Vec<u8>>,
+    /// Whether a monitor may tell this daemon to exit (`DangerousMonitor`); with a ring,
+    /// `RingOptions` carries the same setting for partitions and windows.
+    pub dangerous_monitor: bool,
 }
 
 impl DaemonOptions {
@@ -71,6 +74,7 @@ impl DaemonOptions {
             auth_timeout: Duration::from_secs(5),
             seed: 0x5eed,
             assigned_names: VecDeque::new(),
+            dangerous_monitor: false,
             ring: None,
             congestion_mark: 500,
             slow_client_grace: Duration::from_secs(2),
@@ -234,6 +238,10 @@ pub struct Daemon {
     now: Instant,
     /// The ring with the other daemons, if configured with any.
     ring: Option<Ring>,
+    /// When the daemon started (status reports give its age).
+    started: Instant,
+    /// Datagrams of a daemon without a ring: its answers to monitors.
+    transmits: VecDeque<Transmit>,
     /// When to look next for clients silent past their promised hold (only while some
     /// client has made such a promise).
     next_hold_check: Option<Instant>,
@@ -268,6 +276,8 @@ impl Daemon {
             congested: HashMap::new(),
             now,
             ring,
+            started: now,
+            transmits: VecDeque::new(),
             next_hold_check: None,
         }
     }
@@ -971,12 +981,78 @@ impl Daemon {
         if let Some(ring) = self.ring.as_mut() {
             ring.handle_datagram(now, port, datagram);
             self.drain_ring();
+        } else if port == Port::Data {
+            self.answer_monitor_alone(datagram);
+        }
+    }
+
+    /// A daemon configured alone has no ring but still answers `spmonitor` on its data
+    /// port: status, and (with `DangerousMonitor`) a partition that tells it to exit.
+    fn answer_monitor_alone(&mut self, datagram: &[u8]) {
+        use spread_wire::ring::monitor::{self, PerDaemonTable, Status};
+        use spread_wire::ring::packet_type;
+        let Ok((endian, packets)) = spread_wire::ring::split_datagram(datagram) else {
+            return;
+        };
+        let Some(&(header, body)) = packets.first() else {
+            return;
+        };
+        let me = u32::from(self.opts.identity.ip);
+        if !monitor::is_monitor_request(&header) || header.proc_id != me {
+            return;
+        }
+        let kind = header.type_bits();
+        if kind & packet_type::STATUS != 0 {
+            let sessions = self
+                .conns
+                .values()
+                .filter(|c| matches!(c.state, State::Open(_)))
+                .count();
+            let status = Status {
+                sec: self.now.saturating_duration_since(self.started).as_secs() as i32,
+                state: 1,
+                gstate: self.groups.state_number(),
+                my_id: me,
+                leader_id: me,
+                message_delivered: self.stats.messages_delivered as i32,
+                membership_changes: 1,
+                num_procs: 1,
+                num_segments: 1,
+                num_sessions: sessions.min(i16::MAX as usize) as i16,
+                num_groups: self.groups.group_count().min(i16::MAX as usize) as i16,
+                major_version: spread_wire::consts::version::MAJOR.into(),
+                minor_version: spread_wire::consts::version::MINOR.into(),
+                patch_version: spread_wire::consts::version::PATCH.into(),
+                ..Status::default()
+            };
+            let mut reply = monitor::status_reply_header(me);
+            reply.data_len = monitor::STATUS_LEN as i16;
+            let body = status.encode(self.opts.endian);
+            if let Ok(payload) =
+                spread_wire::ring::encode_datagram(self.opts.endian, &[(reply, &body[..])])
+            {
+                let to = std::net::SocketAddrV4::new(header.proc_id.into(), header.seq as u16);
+                self.transmits.push_back(Transmit {
+                    to: ring::Destination::Monitor(to),
+                    payload,
+                });
+            }
+        } else if kind & packet_type::PARTITION != 0 {
+            if !self.opts.dangerous_monitor {
+                tracing::warn!("refusing a monitor's partition command: DangerousMonitor is off");
+            } else if PerDaemonTable::decode(body, endian).is_ok_and(|t| t.entries[0] < 0) {
+                tracing::warn!("a monitor told this daemon to exit");
+                self.events.push_back(CoreEvent::Exit);
+            }
         }
     }
 
     /// A datagram the ring wants sent.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.ring.as_mut()?.poll_transmit()
+        match self.ring.as_mut() {
+            Some(ring) => ring.poll_transmit(),
+            None => self.transmits.pop_front(),
+        }
     }
 
     pub fn ring(&self) -> Option<&Ring> {
