@@ -1,79 +1,23 @@
 //! The blocking client: one [`Mailbox`] per session, over TCP or the local socket.
+//!
+//! With liveness on, a small thread per Mailbox writes the probes on schedule while the
+//! application is busy elsewhere; every whole message is written under one lock, so the
+//! thread's probes and the application's requests never interleave.
 
 use crate::address::DaemonAddress;
+use crate::connect::{self, ConnectOptions};
+use crate::inbox::{lock, Inbox};
+use crate::liveness::{Liveness, Prober};
 use crate::proto::Codec;
 use crate::types::{Event, Service};
-use crate::{Error, Keepalive};
-use spread_wire::handshake::{self, ConnectRequest, Parsed, Reject, Version};
-use spread_wire::names::is_name_byte;
+use crate::Error;
+use spread_wire::handshake::{self, Parsed, Reject};
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// How to connect.
-#[derive(Clone, Debug)]
-pub struct ConnectOptions {
-    /// `4803`, `4803@host` or `4803@a.b.c.d`, as in 3.17.
-    pub daemon: String,
-    /// The private name, up to 10 characters; empty lets the daemon pick one.
-    pub name: String,
-    /// Receive membership messages.
-    pub membership: bool,
-    /// 0 or 1; 3.17 stores it and does nothing with it.
-    pub priority: u8,
-    /// Limit on connecting and the handshake; `None` waits as long as the OS does.
-    pub timeout: Option<Duration>,
-    /// Auth methods to use; every one must be in the daemon's list.
-    pub auth_methods: Vec<String>,
-    /// TCP keepalive of this connection ([`Keepalive::DEFAULT`] unless changed); `None`
-    /// leaves the OS defaults (on Linux, 2 h 12 min to notice a dead host).
-    pub keepalive: Option<Keepalive>,
-}
-
-impl ConnectOptions {
-    pub fn new(daemon: impl Into<String>) -> ConnectOptions {
-        ConnectOptions {
-            daemon: daemon.into(),
-            name: String::new(),
-            membership: true,
-            priority: 0,
-            timeout: Some(Duration::from_secs(10)),
-            auth_methods: vec!["NULL".into()],
-            keepalive: Some(Keepalive::DEFAULT),
-        }
-    }
-
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    pub fn membership(mut self, on: bool) -> Self {
-        self.membership = on;
-        self
-    }
-
-    pub fn priority(mut self, priority: u8) -> Self {
-        self.priority = priority.min(1);
-        self
-    }
-
-    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    pub fn keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
-        self.keepalive = keepalive;
-        self
-    }
-
-    pub fn auth_methods<S: Into<String>>(mut self, methods: impl IntoIterator<Item = S>) -> Self {
-        self.auth_methods = methods.into_iter().map(Into::into).collect();
-        self
-    }
-}
 
 enum Transport {
     Tcp(TcpStream),
@@ -88,28 +32,42 @@ impl Transport {
         }
     }
 
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Transport::Tcp(s) => s.set_write_timeout(t),
+            Transport::Local(s) => s.set_write_timeout(t),
+        }
+    }
+
     fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         match self {
             Transport::Tcp(s) => s.set_nonblocking(on),
             Transport::Local(s) => s.set_nonblocking(on),
         }
     }
+
+    fn shutdown(&self) {
+        let _ = match self {
+            Transport::Tcp(s) => s.shutdown(Shutdown::Both),
+            Transport::Local(s) => s.shutdown(Shutdown::Both),
+        };
+    }
 }
 
-impl Read for Transport {
+impl Read for &Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Transport::Tcp(s) => s.read(buf),
-            Transport::Local(s) => s.read(buf),
+            Transport::Tcp(s) => (&*s).read(buf),
+            Transport::Local(s) => (&*s).read(buf),
         }
     }
 }
 
-impl Write for Transport {
+impl Write for &Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Transport::Tcp(s) => s.write(buf),
-            Transport::Local(s) => s.write(buf),
+            Transport::Tcp(s) => (&*s).write(buf),
+            Transport::Local(s) => (&*s).write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -117,30 +75,96 @@ impl Write for Transport {
     }
 }
 
+/// The connection, shared by the Mailbox (reads and writes) and its probe thread (writes).
+struct Shared {
+    transport: Transport,
+    /// Held while one whole message is written. `Some` once a write failed: the stream may
+    /// hold half a message, so nothing more is written.
+    writer: Mutex<Option<WriteFailure>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum WriteFailure {
+    /// A write stayed blocked for the liveness deadline: the daemon reads nothing.
+    Stalled(Duration),
+    Closed,
+}
+
+impl WriteFailure {
+    fn error(self) -> Error {
+        match self {
+            WriteFailure::Stalled(after) => Error::DaemonTimeout { after },
+            WriteFailure::Closed => Error::ConnectionClosed,
+        }
+    }
+}
+
+impl Shared {
+    fn lock_writer(&self) -> MutexGuard<'_, Option<WriteFailure>> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes one whole message, or notes why it could not.
+    fn write_message(&self, bytes: &[u8], stall: Option<Duration>) -> Result<(), Error> {
+        let mut failed = self.lock_writer();
+        if let Some(f) = *failed {
+            return Err(f.error());
+        }
+        match (&self.transport).write_all(bytes) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let failure = match stall {
+                    Some(after) if is_timeout(&e) => WriteFailure::Stalled(after),
+                    _ => WriteFailure::Closed,
+                };
+                *failed = Some(failure);
+                drop(failed);
+                // Whatever is half written must not be followed by anything.
+                self.transport.shutdown();
+                match (failure, closed_or_io(e)) {
+                    (WriteFailure::Stalled(_), _) => Err(failure.error()),
+                    (_, e) => Err(e),
+                }
+            }
+        }
+    }
+
+    fn write_failure(&self) -> Option<WriteFailure> {
+        *self.lock_writer()
+    }
+}
+
+/// The probe side of a Mailbox: bookkeeping shared with the probe thread, and the channel
+/// whose closing stops that thread.
+struct Probing {
+    prober: Arc<Mutex<Prober>>,
+    liveness: Liveness,
+    _stop: mpsc::Sender<()>,
+}
+
 /// A session with a daemon.
 pub struct Mailbox {
-    transport: Transport,
-    codec: Codec,
+    shared: Arc<Shared>,
+    inbox: Inbox,
     address: DaemonAddress,
-    inbuf: Vec<u8>,
-    /// Bytes of `inbuf` already returned as events.
-    consumed: usize,
     read_timeout: Option<Duration>,
+    probing: Option<Probing>,
     /// Set once the connection has closed or broken: every later call is refused, as
     /// 3.17's library does, instead of writing into a dead socket.
     ended: bool,
 }
 
-/// How much to read at once.
-const READ_CHUNK: usize = 64 * 1024;
+/// The probe thread needs little: it sleeps, locks, writes.
+const PROBE_THREAD_STACK: usize = 64 * 1024;
 
 impl Mailbox {
-    /// Connects and runs the 3.17 handshake.
+    /// Connects and runs the 3.17 handshake (offering the liveness probe when
+    /// `options.liveness` is set).
     pub fn connect(options: &ConnectOptions) -> Result<Mailbox, Error> {
         Mailbox::connect_to(DaemonAddress::parse(&options.daemon)?, options)
     }
 
-    /// Connects to a local socket at `path` (for daemons whose socket is not /tmp/<port>).
+    /// Connects to a local socket at `path` (for daemons whose socket is not `/tmp/<port>`).
     pub fn connect_local(
         path: impl Into<std::path::PathBuf>,
         options: &ConnectOptions,
@@ -150,63 +174,56 @@ impl Mailbox {
 
     /// Connects to `address`, ignoring `options.daemon`.
     pub fn connect_to(address: DaemonAddress, options: &ConnectOptions) -> Result<Mailbox, Error> {
-        let name = options.name.as_bytes();
-        // 3.17's library cuts long names to 10 characters; we refuse instead of silently
-        // turning one name into another that may clash.
-        if name.len() > spread_wire::consts::limits::MAX_PRIVATE_NAME
-            || !name.iter().all(|&b| is_name_byte(b))
-        {
-            return Err(Error::IllegalName(options.name.clone()));
-        }
+        let request = connect::connect_request(options)?;
         let deadline = options.timeout.map(|t| Instant::now() + t);
-        let mut transport = open(&address, options.timeout)?;
+        let transport = open(&address, options.timeout)?;
         if let (Transport::Tcp(s), Some(k)) = (&transport, options.keepalive) {
             k.apply(s)?;
         }
-        let request = ConnectRequest {
-            version: Version::OURS,
-            wants_membership: options.membership,
-            priority: options.priority.min(1),
-            offers_probe: false,
-            name: name.to_vec(),
-        };
         let mut buf = Vec::new();
-        transport.write_all(&request.encode())?;
-        let offered = read_until(
-            &mut transport,
-            &mut buf,
-            deadline,
-            handshake::parse_auth_list,
-        )?;
-        if options.auth_methods.is_empty()
-            || !options.auth_methods.iter().all(|m| offered.contains(m))
-        {
-            // 3.17's library also gives up here, without sending a choice.
-            return Err(Error::Rejected(Reject::Auth));
-        }
-        transport.write_all(&handshake::encode_auth_choice(&options.auth_methods))?;
-        let accepted = read_until(&mut transport, &mut buf, deadline, handshake::parse_accept)?;
+        (&transport).write_all(&request)?;
+        let offered = read_until(&transport, &mut buf, deadline, handshake::parse_auth_list)?;
+        let (choice, mode) = connect::auth_choice(options, offered)?;
+        (&transport).write_all(&choice)?;
+        let accepted = read_until(&transport, &mut buf, deadline, handshake::parse_accept)?;
         transport.set_read_timeout(None)?;
-        Ok(Mailbox {
+        let codec = Codec::new(accepted.private_group);
+        let probe = match (options.liveness, mode) {
+            (Some(liveness), Some(mode)) => {
+                let prober = Prober::new(liveness, mode, &codec);
+                // A write blocked this long means the daemon reads nothing: give up then.
+                transport.set_write_timeout(Some(prober.liveness.deadline))?;
+                Some(prober)
+            }
+            _ => None,
+        };
+        let shared = Arc::new(Shared {
             transport,
-            codec: Codec::new(accepted.private_group),
+            writer: Mutex::new(None),
+        });
+        let probing = match probe {
+            Some(prober) => Some(start_probing(&shared, prober)?),
+            None => None,
+        };
+        Ok(Mailbox {
+            shared,
+            inbox: Inbox::new(codec, buf),
             address,
-            inbuf: buf,
-            consumed: 0,
             read_timeout: None,
+            probing,
             ended: false,
         })
     }
 
     /// Our private group, `#name#daemon`: send to it to reach this session alone.
     pub fn private_group(&self) -> String {
-        self.codec.private_group().to_string_lossy()
+        self.inbox.own.clone()
     }
 
     /// The underlying TCP connection, `None` over the local socket (for inspection, e.g.
     /// of socket options).
     pub fn tcp_stream(&self) -> Option<&TcpStream> {
-        match &self.transport {
+        match &self.shared.transport {
             Transport::Tcp(s) => Some(s),
             Transport::Local(_) => None,
         }
@@ -216,15 +233,24 @@ impl Mailbox {
         &self.address
     }
 
+    /// The liveness probing in force (`None` when off): the deadline as applied (see
+    /// [`crate::NOOP_MIN_DEADLINE`] with a C daemon), and whether the daemon took our probe (ours)
+    /// or not (C 3.17).
+    pub fn liveness(&self) -> Option<(Liveness, crate::ProbeMode)> {
+        self.probing
+            .as_ref()
+            .map(|p| (p.liveness, lock(&p.prober).mode))
+    }
+
     pub fn join(&mut self, group: &str) -> Result<(), Error> {
         self.check_live()?;
-        let bytes = self.codec.membership_request(true, group)?;
+        let bytes = self.inbox.codec.membership_request(true, group)?;
         self.send(&bytes)
     }
 
     pub fn leave(&mut self, group: &str) -> Result<(), Error> {
         self.check_live()?;
-        let bytes = self.codec.membership_request(false, group)?;
+        let bytes = self.inbox.codec.membership_request(false, group)?;
         self.send(&bytes)
     }
 
@@ -248,62 +274,61 @@ impl Mailbox {
         parts: &[&[u8]],
     ) -> Result<usize, Error> {
         self.check_live()?;
-        let bytes = self.codec.multicast(service, groups, mess_type, parts)?;
+        let bytes = self
+            .inbox
+            .codec
+            .multicast(service, groups, mess_type, parts)?;
         self.send(&bytes)?;
         Ok(parts.iter().map(|p| p.len()).sum())
     }
 
-    /// Waits for the next event.
+    /// Waits for the next event. With liveness on, fails with [`Error::DaemonTimeout`]
+    /// once the daemon has left a probe unanswered for the deadline.
     pub fn receive(&mut self) -> Result<Event, Error> {
         self.check_live()?;
-        self.set_timeout(None)?;
         loop {
-            if let Some(event) = self.take_event()? {
+            if let Some(event) = self.wait(None)? {
                 return Ok(event);
             }
-            self.fill()?;
         }
     }
 
     /// Waits at most `timeout`; `Ok(None)` when nothing came.
     pub fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         self.check_live()?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(event) = self.take_event()? {
-                return Ok(Some(event));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            self.set_timeout(Some(left))?;
-            match self.fill() {
-                Ok(()) => {}
-                Err(Error::Io(e)) if is_timeout(&e) => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
+        self.wait(Some(Instant::now() + timeout))
     }
 
     /// Bytes received and not yet returned as events, without blocking (3.17's SP_poll).
+    /// Probe answers and our own no-op probes are not counted.
     pub fn poll(&mut self) -> Result<usize, Error> {
         self.check_live()?;
-        self.transport.set_nonblocking(true)?;
-        let result = self.fill();
-        self.transport.set_nonblocking(false)?;
+        let result = {
+            // No write may see the socket non-blocking: hold the write lock meanwhile.
+            let shared = Arc::clone(&self.shared);
+            let _writing = shared.lock_writer();
+            self.shared.transport.set_nonblocking(true)?;
+            let result = self.read_more();
+            self.shared.transport.set_nonblocking(false)?;
+            result
+        };
+        let result = self.settle(result);
         match result {
             Ok(()) => {}
-            Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => self.check_probe()?,
             Err(e) => return Err(e),
         }
-        Ok(self.inbuf.len() - self.consumed)
+        let skipped = self
+            .inbox
+            .skip_swallowed(self.probing.as_ref().map(|p| &*p.prober));
+        self.note(skipped)?;
+        Ok(self.inbox.pending())
     }
 
     /// Says goodbye to the daemon: our groups see us leave by disconnect.
     pub fn disconnect(mut self) -> Result<(), Error> {
         self.check_live()?;
-        let bytes = self.codec.disconnect_request();
+        let bytes = self.inbox.codec.disconnect_request();
         self.send(&bytes)
     }
 
@@ -319,42 +344,98 @@ impl Mailbox {
     fn note<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
         if let Err(e) = &result {
             if e.ends_session() {
-                self.ended = true;
+                self.end();
             }
         }
         result
     }
 
+    fn end(&mut self) {
+        self.ended = true;
+        self.probing = None;
+        self.shared.transport.shutdown();
+    }
+
     fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let result = self.transport.write_all(bytes).map_err(closed_or_io);
+        let stall = self.probing.as_ref().map(|p| p.liveness.deadline);
+        let result = self.shared.write_message(bytes, stall);
         self.note(result)
     }
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         if self.read_timeout != timeout {
-            self.transport.set_read_timeout(timeout)?;
+            self.shared.transport.set_read_timeout(timeout)?;
             self.read_timeout = timeout;
         }
         Ok(())
     }
 
-    fn take_event(&mut self) -> Result<Option<Event>, Error> {
-        let decoded = self.codec.decode(&self.inbuf[self.consumed..]);
-        match self.note(decoded)? {
-            Some((event, used)) => {
-                self.consumed += used;
-                if self.consumed == self.inbuf.len() {
-                    self.inbuf.clear();
-                    self.consumed = 0;
-                }
-                Ok(Some(event))
+    /// Returns an event, or `None` once `deadline` passed. Reads in slices while probing,
+    /// to look at the probe's clock between them.
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<Option<Event>, Error> {
+        loop {
+            if let Some(event) = self.take_event()? {
+                return Ok(Some(event));
             }
-            None => Ok(None),
+            let left = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            let slice = match (&self.probing, left) {
+                (Some(p), Some(left)) => Some(left.min(p.liveness.slice())),
+                (Some(p), None) => Some(p.liveness.slice()),
+                (None, left) => left,
+            };
+            self.set_timeout(slice)?;
+            match self.fill() {
+                Ok(()) => {}
+                Err(Error::Io(e)) if is_timeout(&e) => self.check_probe()?,
+                Err(e) => return Err(e),
+            }
         }
+    }
+
+    /// Fails with [`Error::DaemonTimeout`] (ending the session) when a probe went
+    /// unanswered for the deadline or a write stalled that long.
+    fn check_probe(&mut self) -> Result<(), Error> {
+        let Some(p) = &self.probing else {
+            return Ok(());
+        };
+        let overdue = lock(&p.prober).overdue(Instant::now());
+        let result = match (overdue, self.shared.write_failure()) {
+            (Some(after), _) => Err(Error::DaemonTimeout { after }),
+            (None, Some(f)) => Err(f.error()),
+            (None, None) => Ok(()),
+        };
+        self.note(result)
+    }
+
+    fn take_event(&mut self) -> Result<Option<Event>, Error> {
+        let taken = self
+            .inbox
+            .take_event(self.probing.as_ref().map(|p| &*p.prober));
+        self.note(taken)
     }
 
     fn fill(&mut self) -> Result<(), Error> {
         let result = self.read_more();
+        self.settle(result)
+    }
+
+    /// What a read's result means for the session (not under the write lock).
+    fn settle(&mut self, mut result: Result<(), Error>) -> Result<(), Error> {
+        if result.is_err() {
+            // The probe thread gave up on a stalled write and closed the socket under us.
+            if let Some(f @ WriteFailure::Stalled(_)) = self.shared.write_failure() {
+                result = Err(f.error());
+            }
+        }
         match &result {
             // A timeout or an empty non-blocking read leaves the session alive.
             Err(Error::Io(e)) if is_timeout(e) => result,
@@ -363,15 +444,11 @@ impl Mailbox {
     }
 
     fn read_more(&mut self) -> Result<(), Error> {
-        if self.consumed > 0 {
-            self.inbuf.drain(..self.consumed);
-            self.consumed = 0;
-        }
-        let start = self.inbuf.len();
-        self.inbuf.resize(start + READ_CHUNK, 0);
-        let result = self.transport.read(&mut self.inbuf[start..]);
+        let began = Instant::now();
+        let result = (&self.shared.transport).read(self.inbox.spare());
         let n = *result.as_ref().unwrap_or(&0);
-        self.inbuf.truncate(start + n);
+        let prober = self.probing.as_ref().map(|p| &*p.prober);
+        self.inbox.filled(n, began, prober);
         match result {
             Ok(0) => Err(Error::ConnectionClosed),
             Ok(_) => Ok(()),
@@ -379,6 +456,55 @@ impl Mailbox {
             Err(e) => Err(closed_or_io(e)),
         }
     }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        // The probe thread holds the connection too: close it now, not when it wakes.
+        self.probing = None;
+        self.shared.transport.shutdown();
+    }
+}
+
+/// Sends the first probe at once (so our daemon learns the promise) and starts the thread
+/// that sends the others every interval until the Mailbox goes.
+fn start_probing(shared: &Arc<Shared>, prober: Prober) -> Result<Probing, Error> {
+    let liveness = prober.liveness;
+    let bytes = prober.bytes().to_vec();
+    let prober = Arc::new(Mutex::new(prober));
+    let now = Instant::now();
+    lock(&prober).sent(now);
+    shared.write_message(&bytes, Some(liveness.deadline))?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    let (shared, thread_prober) = (Arc::clone(shared), Arc::clone(&prober));
+    std::thread::Builder::new()
+        .name("spread-probe".into())
+        .stack_size(PROBE_THREAD_STACK)
+        .spawn(move || loop {
+            match stopped.recv_timeout(liveness.interval) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            let now = Instant::now();
+            {
+                let mut p = lock(&thread_prober);
+                if !p.due(now) {
+                    continue;
+                }
+                p.sent(now);
+            }
+            if shared
+                .write_message(&bytes, Some(liveness.deadline))
+                .is_err()
+            {
+                return;
+            }
+        })?;
+    Ok(Probing {
+        prober,
+        liveness,
+        _stop: stop,
+    })
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -432,7 +558,7 @@ fn open(address: &DaemonAddress, timeout: Option<Duration>) -> Result<Transport,
 
 /// Reads until `parse` finds a whole item, removing it from `buf`.
 fn read_until<T>(
-    transport: &mut Transport,
+    transport: &Transport,
     buf: &mut Vec<u8>,
     deadline: Option<Instant>,
     parse: impl Fn(&[u8]) -> Result<Parsed<T>, Reject>,
@@ -457,7 +583,8 @@ fn read_until<T>(
         };
         transport.set_read_timeout(left)?;
         let mut chunk = [0u8; 512];
-        match transport.read(&mut chunk) {
+        let mut reader = transport;
+        match reader.read(&mut chunk) {
             Ok(0) => return Err(Error::ConnectionClosed),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if is_timeout(&e) => return Err(Error::Timeout),

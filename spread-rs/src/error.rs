@@ -42,6 +42,12 @@ pub enum Error {
     /// The operation did not complete in time.
     #[error("timed out")]
     Timeout,
+    /// The daemon stopped answering: nothing came from it for `after` while liveness probes
+    /// were being sent (or a write to it stayed blocked that long). The daemon may be hung
+    /// (stopped, deadlocked, swapping); the session is over (CONNECTION_CLOSED), and every
+    /// later call on the same Mailbox gets [`Error::IllegalSession`].
+    #[error("the daemon did not answer the liveness probe within {after:?}")]
+    DaemonTimeout { after: std::time::Duration },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -51,8 +57,18 @@ impl Error {
     pub(crate) fn ends_session(&self) -> bool {
         matches!(
             self,
-            Error::ConnectionClosed | Error::Io(_) | Error::Protocol(_)
+            Error::ConnectionClosed
+                | Error::Io(_)
+                | Error::Protocol(_)
+                | Error::DaemonTimeout { .. }
         )
+    }
+
+    /// Errors that mean the session with the daemon is gone (a failover type reconnects
+    /// after them): the connection ended, broke, timed out on liveness, or was already
+    /// ended.
+    pub fn is_session_lost(&self) -> bool {
+        self.ends_session() || matches!(self, Error::IllegalSession)
     }
 
     /// The 3.17 return code a C program would see.
@@ -61,7 +77,10 @@ impl Error {
             Error::IllegalSpread(_) => code::ILLEGAL_SPREAD,
             Error::CouldNotConnect { .. } | Error::Timeout => code::COULD_NOT_CONNECT,
             Error::Rejected(r) => r.code(),
-            Error::ConnectionClosed | Error::Io(_) | Error::Protocol(_) => code::CONNECTION_CLOSED,
+            Error::ConnectionClosed
+            | Error::Io(_)
+            | Error::Protocol(_)
+            | Error::DaemonTimeout { .. } => code::CONNECTION_CLOSED,
             Error::IllegalName(_) => code::REJECT_ILLEGAL_NAME,
             Error::IllegalGroup(_) => code::ILLEGAL_GROUP,
             Error::IllegalMessage(_) => code::ILLEGAL_MESSAGE,

@@ -1,7 +1,7 @@
 //! Per-connection TCP keepalive: a client notices a daemon host that died (power, cable,
 //! kernel panic) without any system-wide tuning. Linux's own default would take 2 h 12 min.
 
-use std::net::TcpStream;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 /// Keepalive probing of one connection: after `idle` without traffic, a probe every
@@ -28,7 +28,8 @@ impl Keepalive {
     }
 
     /// Applies the settings to `stream`, as far as the OS lets one connection choose them.
-    pub(crate) fn apply(&self, stream: &TcpStream) -> std::io::Result<()> {
+    /// `stream`: a TCP socket (std's or tokio's).
+    pub(crate) fn apply(&self, stream: &impl AsFd) -> std::io::Result<()> {
         let socket = socket2::SockRef::from(stream);
         let params = socket2::TcpKeepalive::new().with_time(whole_seconds(self.idle));
         cfg_if::cfg_if! {

@@ -10,25 +10,43 @@
 //!     Event::Message(m) => println!("{} says {:?}", m.sender, m.data),
 //!     Event::Membership(m) => println!("{:?}", m),
 //!     Event::Rejected(r) => println!("refused: {:?}", r),
+//!     other => println!("{:?}", other),
 //! }
 //! # Ok(()) }
 //! ```
 //!
 //! Layout: [`proto`] turns requests into bytes and bytes into [`Event`]s without doing any
-//! I/O; [`Mailbox`] is the blocking transport over TCP or the local socket. An async
-//! transport can drive the same [`proto`] codec.
+//! I/O; [`Mailbox`] is the blocking transport over TCP or the local socket, and
+//! `spread::tokio` (cargo feature `tokio`) the async one over the same codec.
+//!
+//! Liveness: by default a Mailbox probes its daemon every second ([`Liveness`]) — with our
+//! daemon through the probe extension, with a C 3.17 daemon by an empty message to its own
+//! private group — and fails with [`Error::DaemonTimeout`] when the daemon stays silent
+//! past the deadline (a hung daemon, which TCP keepalive cannot see).
+//!
+//! Failover: [`Failover`] reconnects to another daemon of a list when the session ends,
+//! joins the groups again and reports [`Event::Failover`]; see [`failover`].
 
 mod address;
 mod blocking;
+mod connect;
 mod error;
+pub mod failover;
+mod inbox;
 mod keepalive;
+mod liveness;
 pub mod proto;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod types;
 
 pub use address::DaemonAddress;
-pub use blocking::{ConnectOptions, Mailbox};
+pub use blocking::Mailbox;
+pub use connect::ConnectOptions;
 pub use error::Error;
+pub use failover::{Backoff, Failover, FailoverInfo, FailoverOptions, Order};
 pub use keepalive::Keepalive;
+pub use liveness::{Liveness, ProbeMode, NOOP_MESS_TYPE, NOOP_MIN_DEADLINE};
 pub use types::{
     Cause, Event, GroupId, Membership, MembershipChange, Message, Rejected, Service, ServiceKind,
 };

@@ -12,7 +12,17 @@ use spread_wire::consts::service;
 use spread_wire::frame::{encode_message, Frame, FrameLen};
 use spread_wire::membership::{GroupId, RegularBody};
 use spread_wire::names::is_legal_group_name;
+use spread_wire::probe;
 use spread_wire::{Endian, GroupName, Hint, MessageHeader};
+
+/// One whole message from the daemon, as [`Codec::decode_incoming`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// Something for the application.
+    Event(Event),
+    /// Our daemon's answer to a liveness probe: a sign of life, nothing to deliver.
+    ProbeAnswer,
+}
 
 /// One session's codec: knows our private group, builds requests, decodes deliveries.
 #[derive(Clone, Debug)]
@@ -39,6 +49,11 @@ impl Codec {
 
     pub fn private_group(&self) -> &GroupName {
         &self.private_group
+    }
+
+    /// The byte order this codec writes in.
+    pub fn endian(&self) -> Endian {
+        self.endian
     }
 
     fn header(&self, msg_type: u32, mess_type: i16) -> MessageHeader {
@@ -106,14 +121,32 @@ impl Codec {
         ))
     }
 
-    /// Takes one whole delivery from the front of `buf`, if it holds one.
+    /// Takes one whole delivery from the front of `buf`, if it holds one. A liveness probe
+    /// answer is a protocol error here (a session that offered the probe reads with
+    /// [`Codec::decode_incoming`]).
     pub fn decode(&self, buf: &[u8]) -> Result<Option<(Event, usize)>, Error> {
+        match self.decode_incoming(buf)? {
+            None => Ok(None),
+            Some((Incoming::Event(event), used)) => Ok(Some((event, used))),
+            Some((Incoming::ProbeAnswer, _)) => Err(Error::Protocol(format!(
+                "message type 0x{:08x} (a probe answer) on a session without the probe",
+                probe::TYPE
+            ))),
+        }
+    }
+
+    /// Takes one whole message from the front of `buf`, if it holds one: an event, or our
+    /// daemon's answer to a liveness probe (which the transport swallows).
+    pub fn decode_incoming(&self, buf: &[u8]) -> Result<Option<(Incoming, usize)>, Error> {
         let len = match Frame::len(buf).map_err(|e| Error::Protocol(e.to_string()))? {
             FrameLen::NeedMore(_) => return Ok(None),
             FrameLen::Complete(n) => n,
         };
         let frame = Frame::decode(&buf[..len]).map_err(|e| Error::Protocol(e.to_string()))?;
-        Ok(Some((self.event(&frame)?, len)))
+        if probe::is_probe(&frame.header) && frame.old_type.is_none() {
+            return Ok(Some((Incoming::ProbeAnswer, len)));
+        }
+        Ok(Some((Incoming::Event(self.event(&frame)?), len)))
     }
 
     fn event(&self, frame: &Frame<'_>) -> Result<Event, Error> {

@@ -185,8 +185,12 @@ pub struct Rejected {
 
 /// Anything `receive` returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     Message(Message),
     Membership(Membership),
     Rejected(Rejected),
+    /// Only from a failover type ([`crate::Failover`]): the session moved to another
+    /// daemon; messages may have been missed. A plain [`crate::Mailbox`] never returns it.
+    Failover(crate::failover::FailoverInfo),
 }

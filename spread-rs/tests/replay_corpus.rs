@@ -936,6 +936,7 @@ fn summary(e: &Event) -> String {
             MembershipChange::SelfLeave => format!("{} SelfLeave", m.group),
         },
         Event::Rejected(r) => format!("Rejected {:#x} {:?}", r.old_type, r.groups),
+        other => format!("{other:?}"),
     }
 }
 

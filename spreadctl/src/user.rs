@@ -132,5 +132,6 @@ fn print_event(event: &Event) {
             "REJECTED message of old type 0x{:x} to {:?}",
             r.old_type, r.groups
         ),
+        other => println!("{other:?}"),
     }
 }

@@ -317,6 +317,18 @@ impl Ring3 {
         format!("{}@127.0.0.{n}", self.port)
     }
 
+    /// Sends `signal` (`"STOP"`, `"CONT"`, …) to daemon `n`, if it runs.
+    pub fn signal(&self, n: u8, signal: &str) {
+        if let Some(d) = &self.daemons[n as usize - 1] {
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(d.child.id().to_string())
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -{signal} of n{n}");
+        }
+    }
+
     /// kill -9 of daemon `n`.
     pub fn kill(&mut self, n: u8) {
         if let Some(mut d) = self.daemons[n as usize - 1].take() {
