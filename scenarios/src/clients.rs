@@ -3,8 +3,6 @@
 
 use crate::record::{MembershipBody, Payload, Received};
 use spread_wire::consts::{code, service as svc};
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// A client library.
@@ -34,263 +32,280 @@ pub trait Client {
 
 // ---------------------------------------------------------------- libspread (spread-sys)
 
-/// C Spread 3.17's library, `libtspread` (its thread-safe build) through spread-sys.
-pub struct LibSpread;
+#[cfg(feature = "libspread")]
+pub use sys::{LibSpread, LIBSPREAD};
 
-/// libspread keeps process-wide state (the auth method, the session table indexed by the
-/// socket): one scenario at a time drives it, so no other thread's session can take the
-/// socket number of one the library closed.
-pub static LIBSPREAD: Mutex<()> = Mutex::new(());
+/// Needs the installed C library: built with the `libspread` feature (the default).
+#[cfg(feature = "libspread")]
+mod sys {
+    use super::*;
+    use std::ffi::{c_char, c_int, c_void, CStr, CString};
+    use std::sync::Mutex;
 
-extern "C" fn accept_auth(_fd: c_int, _data: *mut c_void) -> c_int {
-    1
-}
+    /// C Spread 3.17's library, `libtspread` (its thread-safe build) through spread-sys.
+    pub struct LibSpread;
 
-fn set_auth(method: &str) {
-    let name = CString::new(method).unwrap();
-    // The library copies the name.
-    let ret = unsafe {
-        spread_sys::SP_set_auth_method(name.as_ptr(), Some(accept_auth), std::ptr::null_mut())
-    };
-    assert_eq!(ret, 1, "SP_set_auth_method({method})");
-}
+    /// libspread keeps process-wide state (the auth method, the session table indexed by the
+    /// socket): one scenario at a time drives it, so no other thread's session can take the
+    /// socket number of one the library closed.
+    pub static LIBSPREAD: Mutex<()> = Mutex::new(());
 
-impl Library for LibSpread {
-    fn name(&self) -> &'static str {
-        "libspread"
+    extern "C" fn accept_auth(_fd: c_int, _data: *mut c_void) -> c_int {
+        1
     }
 
-    fn connect(
-        &self,
-        daemon: &str,
-        name: &str,
-        membership: bool,
-        auth: &str,
-    ) -> Result<(Box<dyn Client>, String), i32> {
-        let c_daemon = CString::new(daemon).unwrap();
-        let c_name = CString::new(name).unwrap();
-        let mut mbox: spread_sys::mailbox = -1;
-        let mut group = [0 as c_char; spread_sys::MAX_GROUP_NAME as usize];
-        if auth != "NULL" {
-            set_auth(auth);
-        }
+    fn set_auth(method: &str) {
+        let name = CString::new(method).unwrap();
+        // The library copies the name.
         let ret = unsafe {
-            spread_sys::SP_connect_timeout(
-                c_daemon.as_ptr(),
-                if name.is_empty() {
-                    std::ptr::null()
-                } else {
-                    c_name.as_ptr()
-                },
-                0,
-                c_int::from(membership),
-                &mut mbox,
-                group.as_mut_ptr(),
-                spread_sys::sp_time { sec: 10, usec: 0 },
-            )
+            spread_sys::SP_set_auth_method(name.as_ptr(), Some(accept_auth), std::ptr::null_mut())
         };
-        if auth != "NULL" {
-            set_auth("NULL");
-        }
-        if ret != spread_sys::ACCEPT_SESSION {
-            return Err(ret);
-        }
-        let private_group = unsafe { CStr::from_ptr(group.as_ptr()) }
-            .to_string_lossy()
-            .into_owned();
-        Ok((
-            Box::new(SysClient {
-                mbox,
-                alive: true,
-                buf: vec![0; 256 * 1024],
-                groups: vec![[0; 32]; 512],
-            }),
-            private_group,
-        ))
+        assert_eq!(ret, 1, "SP_set_auth_method({method})");
     }
-}
 
-struct SysClient {
-    mbox: spread_sys::mailbox,
-    /// False once the session ended (the library closes the socket on an error): its
-    /// number may then be another socket's, so it is not polled or disconnected again.
-    /// Calls still go to the library, which answers ILLEGAL_SESSION from its session table
-    /// ([`LIBSPREAD`] keeps other libspread sessions from taking the number meanwhile).
-    alive: bool,
-    buf: Vec<u8>,
-    groups: Vec<[c_char; 32]>,
-}
+    impl Library for LibSpread {
+        fn name(&self) -> &'static str {
+            "libspread"
+        }
 
-fn group_array(groups: &[String]) -> Vec<[c_char; 32]> {
-    groups
-        .iter()
-        .map(|g| {
-            let mut a = [0 as c_char; 32];
-            for (slot, b) in a.iter_mut().zip(g.bytes().take(31)) {
-                *slot = b as c_char;
+        fn connect(
+            &self,
+            daemon: &str,
+            name: &str,
+            membership: bool,
+            auth: &str,
+        ) -> Result<(Box<dyn Client>, String), i32> {
+            let c_daemon = CString::new(daemon).unwrap();
+            let c_name = CString::new(name).unwrap();
+            let mut mbox: spread_sys::mailbox = -1;
+            let mut group = [0 as c_char; spread_sys::MAX_GROUP_NAME as usize];
+            if auth != "NULL" {
+                set_auth(auth);
             }
-            a
-        })
-        .collect()
-}
-
-fn c_string(bytes: &[c_char]) -> String {
-    let bytes: Vec<u8> = bytes
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-impl Client for SysClient {
-    fn join(&mut self, group: &str) -> i32 {
-        let g = CString::new(group).unwrap();
-        unsafe { spread_sys::SP_join(self.mbox, g.as_ptr()) }
-    }
-
-    fn leave(&mut self, group: &str) -> i32 {
-        let g = CString::new(group).unwrap();
-        unsafe { spread_sys::SP_leave(self.mbox, g.as_ptr()) }
-    }
-
-    fn multicast(&mut self, service: i32, groups: &[String], mess_type: i16, data: &[u8]) -> i32 {
-        let ret = if groups.len() == 1 {
-            let g = CString::new(groups[0].as_str()).unwrap();
-            unsafe {
-                spread_sys::SP_multicast(
-                    self.mbox,
-                    service,
-                    g.as_ptr(),
-                    mess_type,
-                    data.len() as c_int,
-                    data.as_ptr().cast(),
+            let ret = unsafe {
+                spread_sys::SP_connect_timeout(
+                    c_daemon.as_ptr(),
+                    if name.is_empty() {
+                        std::ptr::null()
+                    } else {
+                        c_name.as_ptr()
+                    },
+                    0,
+                    c_int::from(membership),
+                    &mut mbox,
+                    group.as_mut_ptr(),
+                    spread_sys::sp_time { sec: 10, usec: 0 },
                 )
-            }
-        } else {
-            let array = group_array(groups);
-            unsafe {
-                spread_sys::SP_multigroup_multicast(
-                    self.mbox,
-                    service,
-                    array.len() as c_int,
-                    array.as_ptr(),
-                    mess_type,
-                    data.len() as c_int,
-                    data.as_ptr().cast(),
-                )
-            }
-        };
-        if ret == code::CONNECTION_CLOSED {
-            self.alive = false;
-        }
-        ret
-    }
-
-    fn receive(&mut self, wait: Duration) -> Result<Option<Received>, i32> {
-        // A closed session's socket number may be another's now: no poll, the library
-        // answers from its session table.
-        if self.alive {
-            let mut pfd = libc::pollfd {
-                fd: self.mbox,
-                events: libc::POLLIN,
-                revents: 0,
             };
-            let n = unsafe { libc::poll(&mut pfd, 1, wait.as_millis() as c_int) };
-            if n == 0 {
-                return Ok(None);
+            if auth != "NULL" {
+                set_auth("NULL");
             }
+            if ret != spread_sys::ACCEPT_SESSION {
+                return Err(ret);
+            }
+            let private_group = unsafe { CStr::from_ptr(group.as_ptr()) }
+                .to_string_lossy()
+                .into_owned();
+            Ok((
+                Box::new(SysClient {
+                    mbox,
+                    alive: true,
+                    buf: vec![0; 256 * 1024],
+                    groups: vec![[0; 32]; 512],
+                }),
+                private_group,
+            ))
         }
-        let mut service_type: spread_sys::service = 0;
-        let mut sender = [0 as c_char; 32];
-        let mut num_groups: c_int = 0;
-        let mut mess_type: i16 = 0;
-        let mut endian_mismatch: c_int = 0;
-        let ret = unsafe {
-            spread_sys::SP_receive(
-                self.mbox,
-                &mut service_type,
-                sender.as_mut_ptr(),
-                self.groups.len() as c_int,
-                &mut num_groups,
-                self.groups.as_mut_ptr(),
-                &mut mess_type,
-                &mut endian_mismatch,
-                self.buf.len() as c_int,
-                self.buf.as_mut_ptr().cast(),
-            )
-        };
-        if ret < 0 {
-            if ret == code::CONNECTION_CLOSED || ret == code::ILLEGAL_SESSION {
+    }
+
+    struct SysClient {
+        mbox: spread_sys::mailbox,
+        /// False once the session ended (the library closes the socket on an error): its
+        /// number may then be another socket's, so it is not polled or disconnected again.
+        /// Calls still go to the library, which answers ILLEGAL_SESSION from its session table
+        /// ([`LIBSPREAD`] keeps other libspread sessions from taking the number meanwhile).
+        alive: bool,
+        buf: Vec<u8>,
+        groups: Vec<[c_char; 32]>,
+    }
+
+    fn group_array(groups: &[String]) -> Vec<[c_char; 32]> {
+        groups
+            .iter()
+            .map(|g| {
+                let mut a = [0 as c_char; 32];
+                for (slot, b) in a.iter_mut().zip(g.bytes().take(31)) {
+                    *slot = b as c_char;
+                }
+                a
+            })
+            .collect()
+    }
+
+    fn c_string(bytes: &[c_char]) -> String {
+        let bytes: Vec<u8> = bytes
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    impl Client for SysClient {
+        fn join(&mut self, group: &str) -> i32 {
+            let g = CString::new(group).unwrap();
+            unsafe { spread_sys::SP_join(self.mbox, g.as_ptr()) }
+        }
+
+        fn leave(&mut self, group: &str) -> i32 {
+            let g = CString::new(group).unwrap();
+            unsafe { spread_sys::SP_leave(self.mbox, g.as_ptr()) }
+        }
+
+        fn multicast(
+            &mut self,
+            service: i32,
+            groups: &[String],
+            mess_type: i16,
+            data: &[u8],
+        ) -> i32 {
+            let ret = if groups.len() == 1 {
+                let g = CString::new(groups[0].as_str()).unwrap();
+                unsafe {
+                    spread_sys::SP_multicast(
+                        self.mbox,
+                        service,
+                        g.as_ptr(),
+                        mess_type,
+                        data.len() as c_int,
+                        data.as_ptr().cast(),
+                    )
+                }
+            } else {
+                let array = group_array(groups);
+                unsafe {
+                    spread_sys::SP_multigroup_multicast(
+                        self.mbox,
+                        service,
+                        array.len() as c_int,
+                        array.as_ptr(),
+                        mess_type,
+                        data.len() as c_int,
+                        data.as_ptr().cast(),
+                    )
+                }
+            };
+            if ret == code::CONNECTION_CLOSED {
                 self.alive = false;
             }
-            return Err(ret);
+            ret
         }
-        let body = &self.buf[..ret as usize];
-        let groups: Vec<String> = self.groups[..num_groups.max(0) as usize]
-            .iter()
-            .map(|g| c_string(g))
-            .collect();
-        let kind = service_type as u32;
-        let is_memb = kind & svc::MEMBERSHIP != 0 && kind & svc::REJECT == 0;
-        let (data, membership) = if is_memb {
-            (Payload::default(), c_membership_body(kind, body))
-        } else {
-            (Payload(body.to_vec()), None)
+
+        fn receive(&mut self, wait: Duration) -> Result<Option<Received>, i32> {
+            // A closed session's socket number may be another's now: no poll, the library
+            // answers from its session table.
+            if self.alive {
+                let mut pfd = libc::pollfd {
+                    fd: self.mbox,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let n = unsafe { libc::poll(&mut pfd, 1, wait.as_millis() as c_int) };
+                if n == 0 {
+                    return Ok(None);
+                }
+            }
+            let mut service_type: spread_sys::service = 0;
+            let mut sender = [0 as c_char; 32];
+            let mut num_groups: c_int = 0;
+            let mut mess_type: i16 = 0;
+            let mut endian_mismatch: c_int = 0;
+            let ret = unsafe {
+                spread_sys::SP_receive(
+                    self.mbox,
+                    &mut service_type,
+                    sender.as_mut_ptr(),
+                    self.groups.len() as c_int,
+                    &mut num_groups,
+                    self.groups.as_mut_ptr(),
+                    &mut mess_type,
+                    &mut endian_mismatch,
+                    self.buf.len() as c_int,
+                    self.buf.as_mut_ptr().cast(),
+                )
+            };
+            if ret < 0 {
+                if ret == code::CONNECTION_CLOSED || ret == code::ILLEGAL_SESSION {
+                    self.alive = false;
+                }
+                return Err(ret);
+            }
+            let body = &self.buf[..ret as usize];
+            let groups: Vec<String> = self.groups[..num_groups.max(0) as usize]
+                .iter()
+                .map(|g| c_string(g))
+                .collect();
+            let kind = service_type as u32;
+            let is_memb = kind & svc::MEMBERSHIP != 0 && kind & svc::REJECT == 0;
+            let (data, membership) = if is_memb {
+                (Payload::default(), c_membership_body(kind, body))
+            } else {
+                (Payload(body.to_vec()), None)
+            };
+            Ok(Some(Received {
+                service_type,
+                sender: c_string(&sender),
+                groups,
+                mess_type,
+                endian_mismatch: endian_mismatch != 0,
+                data,
+                membership,
+            }))
+        }
+
+        fn disconnect(&mut self) -> i32 {
+            self.alive = false;
+            unsafe { spread_sys::SP_disconnect(self.mbox) }
+        }
+    }
+
+    impl Drop for SysClient {
+        fn drop(&mut self) {
+            if self.alive {
+                unsafe { spread_sys::SP_disconnect(self.mbox) };
+            }
+        }
+    }
+
+    /// A membership body as libspread hands it over (in our byte order): the group id at
+    /// SP_get_gid_offset_memb_mess, and for a regular membership the vs_set count and names.
+    fn c_membership_body(kind: u32, body: &[u8]) -> Option<MembershipBody> {
+        let int = |at: usize| -> Option<i32> {
+            body.get(at..at + 4)
+                .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
         };
-        Ok(Some(Received {
-            service_type,
-            sender: c_string(&sender),
-            groups,
-            mess_type,
-            endian_mismatch: endian_mismatch != 0,
-            data,
-            membership,
-        }))
+        let gid_at = unsafe { spread_sys::SP_get_gid_offset_memb_mess() } as usize;
+        let group_id = [int(gid_at)?, int(gid_at + 4)?, int(gid_at + 8)?];
+        let vs_set = if kind & svc::REG_MEMB != 0 {
+            let num_at = unsafe { spread_sys::SP_get_num_vs_offset_memb_mess() } as usize;
+            let set_at = unsafe { spread_sys::SP_get_vs_set_offset_memb_mess() } as usize;
+            let n = int(num_at)? as usize;
+            Some(
+                (0..n)
+                    .map(|i| {
+                        let name = body
+                            .get(set_at + 32 * i..set_at + 32 * (i + 1))
+                            .unwrap_or(&[]);
+                        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                        String::from_utf8_lossy(&name[..end]).into_owned()
+                    })
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        Some(MembershipBody { group_id, vs_set })
     }
-
-    fn disconnect(&mut self) -> i32 {
-        self.alive = false;
-        unsafe { spread_sys::SP_disconnect(self.mbox) }
-    }
-}
-
-impl Drop for SysClient {
-    fn drop(&mut self) {
-        if self.alive {
-            unsafe { spread_sys::SP_disconnect(self.mbox) };
-        }
-    }
-}
-
-/// A membership body as libspread hands it over (in our byte order): the group id at
-/// SP_get_gid_offset_memb_mess, and for a regular membership the vs_set count and names.
-fn c_membership_body(kind: u32, body: &[u8]) -> Option<MembershipBody> {
-    let int = |at: usize| -> Option<i32> {
-        body.get(at..at + 4)
-            .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
-    };
-    let gid_at = unsafe { spread_sys::SP_get_gid_offset_memb_mess() } as usize;
-    let group_id = [int(gid_at)?, int(gid_at + 4)?, int(gid_at + 8)?];
-    let vs_set = if kind & svc::REG_MEMB != 0 {
-        let num_at = unsafe { spread_sys::SP_get_num_vs_offset_memb_mess() } as usize;
-        let set_at = unsafe { spread_sys::SP_get_vs_set_offset_memb_mess() } as usize;
-        let n = int(num_at)? as usize;
-        Some(
-            (0..n)
-                .map(|i| {
-                    let name = body
-                        .get(set_at + 32 * i..set_at + 32 * (i + 1))
-                        .unwrap_or(&[]);
-                    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-                    String::from_utf8_lossy(&name[..end]).into_owned()
-                })
-                .collect(),
-        )
-    } else {
-        None
-    };
-    Some(MembershipBody { group_id, vs_set })
 }
 
 // ---------------------------------------------------------------- spread-rs
@@ -465,6 +480,16 @@ fn received_of(event: spread::Event, _me: &str) -> Received {
             mess_type: r.mess_type,
             endian_mismatch: false,
             data: Payload(r.data),
+            membership: None,
+        },
+        // A plain Mailbox returns nothing else (failover events come from Failover only).
+        _ => Received {
+            service_type: 0,
+            sender: String::new(),
+            groups: Vec::new(),
+            mess_type: 0,
+            endian_mismatch: false,
+            data: Payload::default(),
             membership: None,
         },
     }

@@ -296,7 +296,7 @@ impl Cluster {
     }
 }
 
-fn wait_for_port(ip: Ipv4Addr, port: u16, child: &mut Child, log: &Path) {
+pub(crate) fn wait_for_port(ip: Ipv4Addr, port: u16, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if TcpStream::connect((ip, port)).is_ok() {
@@ -313,13 +313,13 @@ fn wait_for_port(ip: Ipv4Addr, port: u16, child: &mut Child, log: &Path) {
     panic!("daemon did not listen on {ip}:{port} within 10 s");
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
 }
 
-fn make_world_readable(dir: &Path) {
+pub(crate) fn make_world_readable(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
     if let Ok(entries) = std::fs::read_dir(dir) {

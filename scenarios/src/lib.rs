@@ -10,11 +10,15 @@
 
 pub mod clients;
 pub mod daemons;
+pub mod interop;
 pub mod record;
+#[cfg(feature = "libspread")]
 pub mod scenarios;
 pub mod script;
 
-pub use clients::{Client, LibSpread, Library, SpreadRs, LIBSPREAD};
+pub use clients::{Client, Library, SpreadRs};
+#[cfg(feature = "libspread")]
+pub use clients::{LibSpread, LIBSPREAD};
 pub use daemons::{c_spread_prefix, rust_daemon, Cluster, DaemonKind};
 pub use record::{compare, normalize, render, Comparison, Ignore, Payload, Received, Record};
 pub use script::{run, Action, Scenario, Script};

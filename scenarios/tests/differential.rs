@@ -2,6 +2,7 @@
 //! and against ours. For each daemon the two recordings must be equal field by field, except
 //! the fields the scenario names as legitimately different (group id times, names the
 //! daemon picks).
+#![cfg(feature = "libspread")]
 
 use spread_scenarios::scenarios::scenario;
 use spread_scenarios::*;
