@@ -2,9 +2,11 @@
 //!
 //! * `spreadctl user` — interactive, with spuser's commands.
 //! * `spreadctl flood` — N messages of S bytes, like spflooder; prints msgs/s and MB/s.
+//! * `spreadctl watch` — stays in a group across daemon failures, printing each failover.
 
 mod flood;
 mod user;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -22,6 +24,8 @@ enum Command {
     User(user::UserArgs),
     /// Sends (and/or receives) a flood of messages and reports the rate, like spflooder.
     Flood(flood::FloodArgs),
+    /// Stays in a group through daemon failures, printing when each was noticed and healed.
+    Watch(watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::User(args) => user::run(args),
         Command::Flood(args) => flood::run(args),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,9 +30,13 @@ pub struct BenchArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Which benchmarks: `daemon` (one daemon), `ring` (three daemons), or `all`.
+    /// Which benchmarks: `daemon` (one daemon), `ring` (three daemons), `all` (both), or
+    /// `failover` (client failover in network namespaces; needs root).
     #[arg(long, default_value = "all")]
     suite: String,
+    /// The suite, written without `--suite` (`cargo xtask bench failover`).
+    #[arg(value_name = "SUITE")]
+    which: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
@@ -83,11 +87,13 @@ pub fn run(sh: &Shell, args: BenchArgs) -> anyhow::Result<()> {
             println!("no C Spread installed: measuring our daemon only (set --c-prefix to compare)")
         }
     }
-    let (one_daemon, ring) = match args.suite.as_str() {
+    let suite = args.which.clone().unwrap_or_else(|| args.suite.clone());
+    let (one_daemon, ring) = match suite.as_str() {
         "daemon" => (true, false),
         "ring" => (false, true),
         "all" => (true, true),
-        other => bail!("unknown --suite {other}: use daemon, ring or all"),
+        "failover" => return crate::bench_failover::run(&tools, args.json.as_deref()),
+        other => bail!("unknown suite {other}: use daemon, ring, all or failover"),
     };
     if one_daemon {
         one_daemon_suite(&tools, &args)?;

@@ -5,12 +5,16 @@
 //! * `build --target T` — cross-builds the daemon and spreadctl and starts them under qemu;
 //!   `build --target all` takes every platform as far as it goes and writes
 //!   platforms/platforms.json and docs/platforms.md.
+//! * `interop` — the interop matrix (C, Rust and mixed rings × libspread and spread-rs ×
+//!   membership events), checked for Extended Virtual Synchrony, into docs/interop.md.
 
 mod bench;
+mod bench_failover;
 mod bench_ring;
 mod build;
 mod ci;
 mod cspread;
+mod interop;
 mod platforms;
 mod sim;
 
@@ -36,6 +40,11 @@ enum Command {
     /// Linux with clang, installing what is missing, and runs them under qemu; with
     /// `--target all`, every platform as far as this machine allows, into docs/platforms.md.
     Build(build::BuildArgs),
+    /// The interop matrix: rings of C 3.17 daemons, ours and both mixed × libspread and
+    /// spread-rs × join, leave, disconnect, kill -9, restart + merge, partition + heal,
+    /// checked for Extended Virtual Synchrony; writes docs/interop.md and docs/interop.json.
+    /// Without a C Spread, runs the all-Rust part.
+    Interop(interop::InteropArgs),
 }
 
 /// The workspace root, whatever directory cargo was started in.
@@ -55,5 +64,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&sh, args),
         Command::Sim(args) => sim::run(&sh, args),
         Command::Build(args) => build::run(&sh, args),
+        Command::Interop(args) => interop::run(&sh, args),
     }
 }
