@@ -150,6 +150,8 @@ struct Session {
     last_heard: Instant,
     /// The byte order of the message being read, as its writer marked it.
     writer: Endian,
+    /// When we last sent an unasked probe answer (while congested and not reading).
+    last_reassured: Instant,
 }
 
 #[derive(Debug)]
@@ -211,6 +213,10 @@ pub struct Stats {
 
 /// How often clients that promised a hold are checked for silence.
 const HOLD_CHECK_EVERY: Duration = Duration::from_millis(50);
+
+/// While the daemon reads no client (congested), how often probing clients get an unasked
+/// answer: well inside any sensible probe deadline.
+const REASSURE_EVERY: Duration = Duration::from_millis(250);
 
 /// A Spread daemon's client side and group layer, without I/O.
 pub struct Daemon {
@@ -596,6 +602,7 @@ impl Daemon {
             hold: None,
             last_heard: self.now,
             writer: Endian::NATIVE,
+            last_reassured: self.now,
         }));
         self.stats.sessions_accepted += 1;
         self.mark_writable(conn);
@@ -769,17 +776,38 @@ impl Daemon {
         if now < at {
             return;
         }
+        // While congested the event loop reads no client: their probes wait unread, so
+        // silence is ours, not theirs. Take them as heard, and tell them we are alive with
+        // unasked answers, or their own deadline would end sessions that are fine.
+        let reading = self.congested.is_empty();
+        let answer = probe::encode_answer(
+            &GroupName::new(&self.opts.identity.name),
+            self.opts.endian,
+        );
         let mut silent = Vec::new();
         let mut any = false;
-        for (conn, c) in &self.conns {
-            if let State::Open(session) = &c.state {
+        let mut reassured = Vec::new();
+        for (conn, c) in self.conns.iter_mut() {
+            if let State::Open(session) = &mut c.state {
                 if let Some(hold) = session.hold {
                     any = true;
-                    if now.saturating_duration_since(session.last_heard) >= hold {
+                    if !reading {
+                        session.last_heard = now;
+                        if now.saturating_duration_since(session.last_reassured)
+                            >= REASSURE_EVERY
+                        {
+                            session.last_reassured = now;
+                            c.out.push_urgent(Bytes::copy_from_slice(&answer));
+                            reassured.push(*conn);
+                        }
+                    } else if now.saturating_duration_since(session.last_heard) >= hold {
                         silent.push((*conn, hold));
                     }
                 }
             }
+        }
+        for conn in reassured {
+            self.mark_writable(conn);
         }
         self.next_hold_check = any.then(|| now + HOLD_CHECK_EVERY);
         for (conn, hold) in silent {
@@ -1533,5 +1561,57 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn while_congested_probing_clients_are_reassured_not_ended() {
+        let mut d = one_daemon();
+        d.opts.congestion_mark = 4;
+        d.opts.slow_client_grace = Duration::from_secs(10);
+        let t0 = Instant::now();
+        auth_list_for(&mut d, t0, 1, probe::OFFER_FLAG);
+        let mut choice = [0u8; 90];
+        choice[..4].copy_from_slice(b"NULL");
+        d.handle_input(t0, 1, &choice);
+        let own = GroupName::new("#p1#n1");
+        d.handle_input(t0, 1, &probe::encode_request(&own, 300, Endian::NATIVE));
+        connect(&mut d, t0, 2, "slow");
+        let le = Endian::NATIVE;
+        let join = spread_wire::frame::encode_message(
+            &MessageHeader {
+                msg_type: service::JOIN,
+                private_group: GroupName::new("#slow#n1"),
+                num_groups: 0,
+                hint: spread_wire::Hint::new(0, le),
+                data_len: 0,
+            },
+            &[GroupName::new("g")],
+            &[],
+            le,
+        );
+        d.handle_input(t0, 2, &join);
+        for _ in 0..10 {
+            let data = spread_wire::frame::encode_message(
+                &MessageHeader {
+                    msg_type: service::AGREED,
+                    private_group: own,
+                    num_groups: 0,
+                    hint: spread_wire::Hint::new(0, le),
+                    data_len: 0,
+                },
+                &[GroupName::new("g")],
+                &[b"x"],
+                le,
+            );
+            d.handle_input(t0, 1, &data);
+        }
+        drain(&mut d, 1);
+        assert!(d.is_congested(), "the slow receiver congests the daemon");
+        // Past p1's hold, with nothing read from it: not ended, and told we are alive.
+        d.handle_timeout(t0 + Duration::from_millis(400));
+        assert_eq!(d.poll_event(), None);
+        let out = drain(&mut d, 1);
+        let frame = Frame::decode(&out).unwrap();
+        assert!(probe::is_probe(&frame.header));
     }
 }
