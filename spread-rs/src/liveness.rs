@@ -35,12 +35,13 @@ pub struct Liveness {
 }
 
 impl Liveness {
-    /// One probe a second, three seconds of silence tolerated: a hung daemon is noticed in
-    /// 3 to 4 s, and a daemon briefly busy (a membership change, a full ring) is not taken
-    /// for a hung one.
+    /// Two probes a second, two seconds of silence tolerated: a dead or hung daemon of ours
+    /// is noticed within about 2.5 s, and a daemon briefly busy (a membership change takes
+    /// a few hundred ms with our defaults) is not taken for a hung one. With a C daemon the
+    /// no-op probe stretches both (see [`NOOP_MIN_DEADLINE`]).
     pub const DEFAULT: Liveness = Liveness {
-        interval: Duration::from_secs(1),
-        deadline: Duration::from_secs(3),
+        interval: Duration::from_millis(500),
+        deadline: Duration::from_secs(2),
     };
 
     /// Probes every `interval`; gives up after `deadline` of silence (at least `interval`,
@@ -101,10 +102,12 @@ pub(crate) struct Prober {
 
 impl Prober {
     /// `liveness` as asked; with [`ProbeMode::NoOp`] the deadline is at least
-    /// [`NOOP_MIN_DEADLINE`].
+    /// [`NOOP_MIN_DEADLINE`] and the interval at least a quarter of the deadline (each
+    /// no-op is a message through the whole ring: four per deadline are plenty).
     pub fn new(mut liveness: Liveness, mode: ProbeMode, codec: &Codec) -> Prober {
         if mode == ProbeMode::NoOp {
             liveness.deadline = liveness.deadline.max(NOOP_MIN_DEADLINE);
+            liveness.interval = liveness.interval.max(liveness.deadline / 4);
         }
         let own = codec.private_group();
         let bytes = match mode {

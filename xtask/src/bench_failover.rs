@@ -284,7 +284,7 @@ impl Tuning {
     /// How long the ring needs to take a restarted daemon back.
     fn label(self) -> &'static str {
         match self {
-            Tuning::Defaults => "spread-rs, defaults (probe 1 s / 3 s)",
+            Tuning::Defaults => "spread-rs, defaults (probe 500 ms / 2 s)",
             Tuning::Tuned => "spread-rs, probe 100 ms / 400 ms",
             Tuning::C => "libspread 3.17 + C daemons",
         }
