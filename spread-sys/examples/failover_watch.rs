@@ -3,7 +3,7 @@
 //! group, block in `SP_receive`; when that fails, connect to the next daemon and join again.
 //!
 //! Prints the same lines as `spreadctl watch` (times in Unix milliseconds):
-//! `ready <t>` and `failover <detected> <rejoined> <lost> <now> <cause>`.
+//! `ready <t> <daemon>` and `failover <detected> <rejoined> <lost> <now> <cause>`.
 //!
 //! `cargo run -p spread-sys --example failover_watch -- 4803@10.0.0.1,4803@10.0.0.2 [group]`
 
@@ -123,7 +123,7 @@ fn main() {
         eprintln!("failover_watch: the first session failed before its view");
         std::process::exit(1);
     }
-    println!("ready {}", unix_ms());
+    println!("ready {} {}", unix_ms(), daemons[at]);
     loop {
         // Later views (others leaving, say) are not failures: wait for the session to fail.
         let code = loop {

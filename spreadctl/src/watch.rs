@@ -2,7 +2,7 @@
 //! failover with wall-clock times — the client side of `cargo xtask bench --suite failover`.
 //!
 //! Prints, one line each, times in Unix milliseconds:
-//! * `ready <t>` once joined and in a view with itself;
+//! * `ready <t> <daemon>` once joined and in a view with itself;
 //! * `failover <detected> <rejoined> <lost> <now> <cause>` after each failover, `rejoined`
 //!   being the first view of the group that holds the new private group.
 
@@ -98,7 +98,8 @@ pub fn run(args: WatchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 let now = SystemTime::now();
                 if !ready {
                     ready = true;
-                    println!("ready {}", unix_ms(now));
+                    let daemon = session.address().map(|a| a.to_string()).unwrap_or_default();
+                    println!("ready {} {daemon}", unix_ms(now));
                 } else if let Some((detected, line)) = awaiting.take() {
                     println!("failover {} {} {line}", unix_ms(detected), unix_ms(now));
                     done += 1;

@@ -32,6 +32,9 @@ const HOSTS: [(&str, &str); 4] = [
 ];
 const SWITCH: &str = "sbf-sw";
 const PORT: u16 = 4803;
+/// C daemons cannot bind a port with connections in TIME_WAIT (no SO_REUSEADDR): every
+/// C scenario gets a fresh ring on its own port, from here up in steps of 10.
+const C_PORTS: u16 = 4903;
 
 fn ns(host: &str) -> String {
     format!("sbf-{host}")
@@ -126,12 +129,18 @@ struct Daemons {
     spread: std::path::PathBuf,
     /// C 3.17 daemons: run unprivileged (as root they chroot and switch user).
     c: bool,
+    port: u16,
 }
 
 impl Daemons {
-    fn start(spread: &std::path::Path, c: bool, dir: &std::path::Path) -> anyhow::Result<Daemons> {
+    fn start(
+        spread: &std::path::Path,
+        c: bool,
+        dir: &std::path::Path,
+        port: u16,
+    ) -> anyhow::Result<Daemons> {
         let conf = dir.join("spread.conf");
-        let mut text = format!("Spread_Segment 10.77.0.255:{PORT} {{\n");
+        let mut text = format!("Spread_Segment 10.77.0.255:{port} {{\n");
         for (host, addr) in &HOSTS[..3] {
             text.push_str(&format!("    {host} {addr}\n"));
         }
@@ -143,6 +152,7 @@ impl Daemons {
             dir: dir.to_owned(),
             spread: spread.to_owned(),
             c,
+            port,
         };
         for i in 0..3 {
             d.start_one(i)?;
@@ -292,7 +302,8 @@ impl Tuning {
 
     fn settle(self) -> Duration {
         match self {
-            Tuning::C => Duration::from_secs(10),
+            // Each C scenario has a ring of its own (see C_PORTS).
+            Tuning::C => Duration::ZERO,
             _ => Duration::from_secs(2),
         }
     }
@@ -352,7 +363,7 @@ fn scenario(
 ) -> anyhow::Result<Row> {
     let daemon_list: Vec<String> = HOSTS[..3]
         .iter()
-        .map(|(_, addr)| format!("{PORT}@{addr}"))
+        .map(|(_, addr)| format!("{}@{addr}", daemons.port))
         .collect();
     let mut watch = Command::new("ip");
     watch.args(["netns", "exec", &ns("cl")]);
@@ -380,8 +391,12 @@ fn scenario(
     let mut child = watch.stdout(Stdio::piped()).spawn()?;
     let lines = reader(child.stdout.take().expect("piped"));
     let row = (|| {
-        if line_starting(&lines, "ready", Duration::from_secs(30)).is_none() {
+        let Some(ready) = line_starting(&lines, "ready", Duration::from_secs(30)) else {
             bail!("the watcher did not join within 30 s");
+        };
+        // The faults hit d1: the client must be on it.
+        if ready.split_whitespace().nth(2) != Some(daemon_list[0].as_str()) {
+            bail!("the watcher started on another daemon than d1: {ready}");
         }
         std::thread::sleep(Duration::from_millis(500));
         let t0 = now_ms();
@@ -442,7 +457,7 @@ pub fn run(tools: &Tools, json: Option<&std::path::Path>) -> anyhow::Result<()> 
     println!("failover: 3 daemons and one client, each in its own network namespace; faults hit the client's daemon");
     let mut rows = Vec::new();
     {
-        let mut daemons = Daemons::start(&tools.spread, false, &dir)?;
+        let mut daemons = Daemons::start(&tools.spread, false, &dir, PORT)?;
         std::thread::sleep(Duration::from_secs(2));
         for tuning in [Tuning::Defaults, Tuning::Tuned] {
             for fault in Fault::ALL {
@@ -468,20 +483,16 @@ pub fn run(tools: &Tools, json: Option<&std::path::Path>) -> anyhow::Result<()> 
                 bail!("building spread-sys's failover_watch failed");
             }
             let client = std::env::current_dir()?.join("target/release/examples/failover_watch");
-            // The C daemons run as nobody: let them read the configuration.
-            let c_dir = dir.join("c");
-            std::fs::create_dir_all(&c_dir)?;
-            let _ = Command::new("chmod")
-                .args(["-R", "a+rwX"])
-                .arg(&dir)
-                .status();
-            let mut daemons = Daemons::start(&c.daemon, true, &c_dir)?;
-            let _ = Command::new("chmod")
-                .args(["-R", "a+rwX"])
-                .arg(&dir)
-                .status();
-            std::thread::sleep(Duration::from_secs(10));
-            for fault in Fault::ALL {
+            for (k, fault) in Fault::ALL.into_iter().enumerate() {
+                let c_dir = dir.join(format!("c{k}"));
+                std::fs::create_dir_all(&c_dir)?;
+                let mut daemons = Daemons::start(&c.daemon, true, &c_dir, C_PORTS + 10 * k as u16)?;
+                // The C daemons run as nobody: let them read the configuration and logs.
+                let _ = Command::new("chmod")
+                    .args(["-R", "a+rwX"])
+                    .arg(&dir)
+                    .status();
+                std::thread::sleep(Duration::from_secs(10));
                 rows.push(report(scenario(
                     tools,
                     Some(&client),
