@@ -780,10 +780,8 @@ impl Daemon {
         // silence is ours, not theirs. Take them as heard, and tell them we are alive with
         // unasked answers, or their own deadline would end sessions that are fine.
         let reading = self.congested.is_empty();
-        let answer = probe::encode_answer(
-            &GroupName::new(&self.opts.identity.name),
-            self.opts.endian,
-        );
+        let answer =
+            probe::encode_answer(&GroupName::new(&self.opts.identity.name), self.opts.endian);
         let mut silent = Vec::new();
         let mut any = false;
         let mut reassured = Vec::new();
@@ -793,9 +791,7 @@ impl Daemon {
                     any = true;
                     if !reading {
                         session.last_heard = now;
-                        if now.saturating_duration_since(session.last_reassured)
-                            >= REASSURE_EVERY
-                        {
+                        if now.saturating_duration_since(session.last_reassured) >= REASSURE_EVERY {
                             session.last_reassured = now;
                             c.out.push_urgent(Bytes::copy_from_slice(&answer));
                             reassured.push(*conn);
