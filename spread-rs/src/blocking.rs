@@ -7,7 +7,7 @@
 use crate::address::DaemonAddress;
 use crate::connect::{self, ConnectOptions};
 use crate::inbox::{lock, Inbox};
-use crate::liveness::{Liveness, Prober};
+use crate::liveness::{self, Liveness, Prober};
 use crate::proto::Codec;
 use crate::types::{Event, Service};
 use crate::Error;
@@ -377,20 +377,9 @@ impl Mailbox {
             if let Some(event) = self.take_event()? {
                 return Ok(Some(event));
             }
-            let left = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    Some(left)
-                }
-                None => None,
-            };
-            let slice = match (&self.probing, left) {
-                (Some(p), Some(left)) => Some(left.min(p.liveness.slice())),
-                (Some(p), None) => Some(p.liveness.slice()),
-                (None, left) => left,
+            let probing = self.probing.as_ref().map(|p| &p.liveness);
+            let Some(slice) = liveness::read_slice(deadline, probing, Instant::now()) else {
+                return Ok(None);
             };
             self.set_timeout(slice)?;
             match self.fill() {

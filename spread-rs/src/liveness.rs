@@ -71,6 +71,30 @@ impl Default for Liveness {
     }
 }
 
+/// How long one read may wait: until `deadline` (the caller's), cut into the probe's slices
+/// while `probing`. `None` once the deadline has passed; `Some(None)` waits without limit.
+pub(crate) fn read_slice(
+    deadline: Option<Instant>,
+    probing: Option<&Liveness>,
+    now: Instant,
+) -> Option<Option<Duration>> {
+    let left = match deadline {
+        Some(d) => {
+            let left = d.saturating_duration_since(now);
+            if left.is_zero() {
+                return None;
+            }
+            Some(left)
+        }
+        None => None,
+    };
+    Some(match (probing, left) {
+        (Some(l), Some(left)) => Some(left.min(l.slice())),
+        (Some(l), None) => Some(l.slice()),
+        (None, left) => left,
+    })
+}
+
 /// How a session probes its daemon (decided by the handshake).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProbeMode {

@@ -10,7 +10,7 @@ use crate::address::DaemonAddress;
 use crate::connect::{self, ConnectOptions};
 use crate::failover::{FailoverOptions, Plan, Step};
 use crate::inbox::{lock, Inbox};
-use crate::liveness::{Liveness, ProbeMode, Prober};
+use crate::liveness::{self, Liveness, ProbeMode, Prober};
 use crate::proto::Codec;
 use crate::types::{Event, Service};
 use crate::Error;
@@ -232,20 +232,9 @@ impl Mailbox {
             if let Some(event) = self.note(taken)? {
                 return Ok(Some(event));
             }
-            let left = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    Some(left)
-                }
-                None => None,
-            };
-            let slice = match (&self.probing, left) {
-                (Some(p), Some(left)) => Some(left.min(p.liveness.slice())),
-                (Some(p), None) => Some(p.liveness.slice()),
-                (None, left) => left,
+            let probing = self.probing.as_ref().map(|p| &p.liveness);
+            let Some(slice) = liveness::read_slice(deadline, probing, Instant::now()) else {
+                return Ok(None);
             };
             let began = Instant::now();
             let spare = self.inbox.spare();
