@@ -32,18 +32,22 @@ const GROUP: &str = "interop";
 pub enum Row {
     AllC,
     AllRust,
-    /// n1 is C 3.17, n2 and n3 are ours (run with `--with-c-daemons`).
+    /// n1 is C 3.17, n2 and n3 are ours (run with `--with-c-daemons`): the daemon the
+    /// events hit (n3) is ours.
     Mixed,
+    /// n1 and n2 are ours, n3 is C 3.17: the events hit the C daemon.
+    MixedCHit,
 }
 
 impl Row {
-    pub const ALL: [Row; 3] = [Row::AllC, Row::AllRust, Row::Mixed];
+    pub const ALL: [Row; 4] = [Row::AllC, Row::AllRust, Row::Mixed, Row::MixedCHit];
 
     pub fn key(self) -> &'static str {
         match self {
             Row::AllC => "c",
             Row::AllRust => "rust",
             Row::Mixed => "mixed",
+            Row::MixedCHit => "mixed-c",
         }
     }
 
@@ -52,6 +56,7 @@ impl Row {
             Row::AllC => "C C C",
             Row::AllRust => "Rust Rust Rust",
             Row::Mixed => "C Rust Rust",
+            Row::MixedCHit => "Rust Rust C",
         }
     }
 
@@ -66,6 +71,7 @@ impl Row {
             Row::AllC => vec![c(), c(), c()],
             Row::AllRust => vec![r(), r(), r()],
             Row::Mixed => vec![c(), r(), r()],
+            Row::MixedCHit => vec![r(), r(), c()],
         }
     }
 }
@@ -117,7 +123,7 @@ impl Event {
 /// One cell's outcome.
 #[derive(Clone, Debug, Serialize)]
 pub struct CellResult {
-    /// "c", "rust" or "mixed".
+    /// "c", "rust", "mixed" (n1 C) or "mixed-c" (n3 C).
     pub row: String,
     /// The daemons n1 n2 n3, e.g. "C Rust Rust".
     pub daemons: String,
