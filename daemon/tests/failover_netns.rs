@@ -5,7 +5,9 @@
 //!
 //! Both faults, for the blocking and the async `Failover`: the client must get a Failover
 //! event naming d1 as lost and d2 as serving, its group re-joined. Needs root and iproute2;
-//! prints SKIPPED otherwise. No timing assertions beyond generous upper bounds.
+//! prints SKIPPED otherwise. No timing assertions beyond generous upper bounds. Linux only
+//! (network namespaces).
+#![cfg(target_os = "linux")]
 
 mod common;
 
