@@ -139,7 +139,7 @@ const NOTES: &[(&str, &str)] = &[
     ),
     (
         "x86_64-unknown-openbsd",
-        "No prebuilt std (Rust tier 3): std built from source by nightly; linked against zig's OpenBSD libc stubs. No per-socket keepalive times: SO_KEEPALIVE with the system's net.inet.tcp.keep* values (the session probe of issue 7 is meant to cover it).",
+        "No prebuilt std (Rust tier 3): std built from source by nightly; linked against zig's OpenBSD libc stubs. No per-socket keepalive times: SO_KEEPALIVE with the system's net.inet.tcp.keep* values (spread-rs's liveness probe covers it: docs/failure-detection.md).",
     ),
     (
         "powerpc64-ibm-aix",
