@@ -115,11 +115,11 @@ const NOTES: &[(&str, &str)] = &[
     ),
     (
         "powerpc64-unknown-linux-gnu",
-        "Big-endian (ELFv1); also a ring of this daemon under qemu between two x86_64 ones.",
+        "Big-endian (ELFv1); also a ring of this daemon under qemu between two x86_64 ones, and (where C Spread is installed) between two C 3.17 daemons.",
     ),
     (
         "s390x-unknown-linux-gnu",
-        "Big-endian; also a ring of this daemon under qemu between two x86_64 ones.",
+        "Big-endian; also a ring of this daemon under qemu between two x86_64 ones, and (where C Spread is installed) between two C 3.17 daemons.",
     ),
     (
         "x86_64-unknown-freebsd",
