@@ -3,7 +3,7 @@
 //! daemon hosts and a client host joined by veth into a bridge. The client runs in a thread
 //! that has entered the client host's namespace (`setns` moves only the calling thread).
 //!
-//! Both faults, for the blocking and the async `Failover`: the client must get a Failover
+//! Host lost (the client idle, then sending) and partition, for the blocking and the async `Failover`: the client must get a Failover
 //! event naming d1 as lost and d2 as serving, its group re-joined. Needs root and iproute2;
 //! prints SKIPPED otherwise. No timing assertions beyond generous upper bounds. Linux only
 //! (network namespaces).
@@ -11,7 +11,7 @@
 
 mod common;
 
-use spread::{ConnectOptions, Event, FailoverOptions, Liveness, MembershipChange};
+use spread::{ConnectOptions, Event, FailoverOptions, Liveness, MembershipChange, Service};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -170,6 +170,8 @@ impl Drop for Hosts {
 enum Fault {
     /// d1's link goes down: nothing of that host answers any more.
     HostLost,
+    /// The same while the client multicasts every 10 ms.
+    HostLostSending,
     /// Blackhole routes both ways between the client and d1, which stays in the ring.
     Partition,
 }
@@ -177,7 +179,9 @@ enum Fault {
 impl Fault {
     fn inject(self, hosts: &Hosts) {
         match self {
-            Fault::HostLost => assert!(ip(&["-n", &hosts.ns("d1"), "link", "set", "eth0", "down"])),
+            Fault::HostLost | Fault::HostLostSending => {
+                assert!(ip(&["-n", &hosts.ns("d1"), "link", "set", "eth0", "down"]))
+            }
             Fault::Partition => {
                 assert!(ip(&[
                     "-n",
@@ -259,10 +263,15 @@ fn blocking_client(hosts: &Hosts, fault: Fault) -> Outcome {
             ready_tx.send(()).unwrap();
             fault_rx.recv().unwrap();
             let deadline = Instant::now() + WITHIN;
+            let sending = matches!(fault, Fault::HostLostSending);
             let info = loop {
                 assert!(Instant::now() < deadline, "no Failover event");
+                if sending {
+                    // A multicast into the lost session fails; the next receive fails over.
+                    let _ = f.multicast(Service::AGREED, &[GROUP], 0, b"tick");
+                }
                 if let Some(Event::Failover(info)) =
-                    f.receive_timeout(Duration::from_millis(200)).unwrap()
+                    f.receive_timeout(Duration::from_millis(10)).unwrap()
                 {
                     break info;
                 }
@@ -318,9 +327,22 @@ fn async_client(hosts: &Hosts, fault: Fault) -> Outcome {
             }
             ready_tx.send(()).unwrap();
             // The fault comes from the main thread; wait for it without blocking the runtime.
-            tokio::task::spawn_blocking(move || fault_rx.recv().unwrap()).await.unwrap();
+            tokio::task::spawn_blocking(move || fault_rx.recv().unwrap())
+                .await
+                .unwrap();
+            let sending = matches!(fault, Fault::HostLostSending);
             let info = tokio::select! {
-                info = async { loop { if let Event::Failover(i) = f.receive().await.unwrap() { break i; } } } => info,
+                info = async {
+                    loop {
+                        if sending {
+                            let _ = f.multicast(Service::AGREED, &[GROUP], 0, b"tick").await;
+                        }
+                        let got = f.receive_timeout(Duration::from_millis(10)).await.unwrap();
+                        if let Some(Event::Failover(i)) = got {
+                            break i;
+                        }
+                    }
+                } => info,
                 _ = within("the Failover event") => unreachable!(),
             };
             let me = f.private_group().unwrap();
@@ -328,7 +350,12 @@ fn async_client(hosts: &Hosts, fault: Fault) -> Outcome {
                 _ = async { while !in_view(&f.receive().await.unwrap(), &me) {} } => true,
                 _ = tokio::time::sleep(WITHIN) => false,
             };
-            (info.lost.to_string(), info.now.to_string(), info.rejoined, in_new_view)
+            (
+                info.lost.to_string(),
+                info.now.to_string(),
+                info.rejoined,
+                in_new_view,
+            )
         })
     });
     ready_rx.recv_timeout(WITHIN).expect("the client joined");
@@ -338,7 +365,7 @@ fn async_client(hosts: &Hosts, fault: Fault) -> Outcome {
 }
 
 fn run(test: &str, client: fn(&Hosts, Fault) -> Outcome) {
-    for fault in [Fault::HostLost, Fault::Partition] {
+    for fault in [Fault::HostLost, Fault::HostLostSending, Fault::Partition] {
         // A fresh pair of hosts per fault: the lost one stays lost.
         let Some(mut hosts) = Hosts::create(test) else {
             return;
