@@ -3,9 +3,9 @@
 //! daemon hosts and a client host joined by veth into a bridge. The client runs in a thread
 //! that has entered the client host's namespace (`setns` moves only the calling thread).
 //!
-//! Host lost (the client idle, then sending) and partition, for the blocking and the async `Failover`: the client must get a Failover
-//! event naming d1 as lost and d2 as serving, its group re-joined. Needs root and iproute2;
-//! prints SKIPPED otherwise. No timing assertions beyond generous upper bounds. Linux only
+//! Host lost (the client idle, then sending) and partition, for the blocking and the async
+//! `Failover`: the client must get a Failover event naming d1 as lost and d2 as serving, its
+//! group re-joined. Needs root and iproute2; prints SKIPPED otherwise. No timing assertions beyond generous upper bounds. Linux only
 //! (network namespaces).
 #![cfg(target_os = "linux")]
 
