@@ -387,3 +387,29 @@ fn client_connections_carry_their_own_keepalive() {
         .keepalive()
         .unwrap());
 }
+
+/// A client that only writes (it never reads the probe answers waiting for it) and then
+/// disconnects must not lose its last messages: closing with unread bytes would reset the
+/// connection, and a reset lets the daemon's kernel drop what the daemon had not read yet.
+#[test]
+fn a_write_only_client_loses_nothing_when_it_disconnects() {
+    let ours = start_rust_daemon("");
+    let addr = format!("{}@127.0.0.1", ours.port);
+    let mut reader = connect(&addr, "reader");
+    reader.join("tail").unwrap();
+    next_regular(&mut reader, "tail");
+    const N: u32 = 20_000;
+    for round in 0..3 {
+        let mut writer = connect(&addr, "writer");
+        for i in 0..N {
+            writer
+                .multicast(Service::RELIABLE, &["tail"], 0, &i.to_be_bytes())
+                .unwrap();
+        }
+        writer.disconnect().unwrap();
+        for i in 0..N {
+            let m = next_message(&mut reader);
+            assert_eq!(m.data, i.to_be_bytes(), "round {round}: message {i}");
+        }
+    }
+}

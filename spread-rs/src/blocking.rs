@@ -46,13 +46,42 @@ impl Transport {
         }
     }
 
-    fn shutdown(&self) {
+    fn shutdown(&self, how: Shutdown) {
         let _ = match self {
-            Transport::Tcp(s) => s.shutdown(Shutdown::Both),
-            Transport::Local(s) => s.shutdown(Shutdown::Both),
+            Transport::Tcp(s) => s.shutdown(how),
+            Transport::Local(s) => s.shutdown(how),
         };
     }
+
+    /// Ends the connection so that the daemon reads everything we sent: our FIN goes after
+    /// our last byte, and we read (and drop) what the daemon still sends until it closes
+    /// too. Closing with unread bytes (a probe answer, a delivery) would send a reset
+    /// instead, and a reset lets the daemon's kernel drop what it has not read yet — the
+    /// tail of a write-only client's messages. Waits at most `LINGER`.
+    fn close_gracefully(&self) {
+        self.shutdown(Shutdown::Write);
+        let until = Instant::now() + LINGER;
+        let mut sink = [0u8; 16 * 1024];
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            if self
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .is_err()
+            {
+                break;
+            }
+            match (&*self).read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.shutdown(Shutdown::Both);
+    }
 }
+
+/// How long closing a session waits for the daemon to close its side.
+const LINGER: Duration = Duration::from_secs(2);
 
 impl Read for &Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -120,7 +149,7 @@ impl Shared {
                 *failed = Some(failure);
                 drop(failed);
                 // Whatever is half written must not be followed by anything.
-                self.transport.shutdown();
+                self.transport.shutdown(Shutdown::Both);
                 match (failure, closed_or_io(e)) {
                     (WriteFailure::Stalled(_), _) => Err(failure.error()),
                     (_, e) => Err(e),
@@ -353,7 +382,7 @@ impl Mailbox {
     fn end(&mut self) {
         self.ended = true;
         self.probing = None;
-        self.shared.transport.shutdown();
+        self.shared.transport.shutdown(Shutdown::Both);
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
@@ -449,9 +478,14 @@ impl Mailbox {
 
 impl Drop for Mailbox {
     fn drop(&mut self) {
-        // The probe thread holds the connection too: close it now, not when it wakes.
+        // The probe thread stops at once (a write it is blocked in fails at our FIN); the
+        // connection closes now, not when the thread lets go of it.
         self.probing = None;
-        self.shared.transport.shutdown();
+        if self.ended {
+            self.shared.transport.shutdown(Shutdown::Both);
+        } else {
+            self.shared.transport.close_gracefully();
+        }
     }
 }
 

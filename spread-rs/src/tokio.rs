@@ -76,7 +76,12 @@ impl Drop for Probing {
     }
 }
 
-/// An async session with a daemon; see [`crate::Mailbox`].
+/// How long `disconnect` waits for the daemon to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// An async session with a daemon; see [`crate::Mailbox`]. Call `disconnect` to end it:
+/// dropping it closes the connection at once, and bytes the daemon has not read yet may be
+/// lost.
 pub struct Mailbox {
     reader: Reader,
     writer: Arc<AsyncMutex<WriteHalf>>,
@@ -198,6 +203,19 @@ impl Mailbox {
         self.probing = None;
         let mut half = self.writer.lock().await;
         let _ = half.writer.shutdown().await;
+        drop(half);
+        // Read (and drop) what the daemon still sends until it closes: closing with unread
+        // bytes would reset the connection, and a reset may cost the daemon the tail of
+        // what we sent (see the blocking Mailbox's close).
+        let mut sink = [0u8; 16 * 1024];
+        let _ = ::tokio::time::timeout(LINGER, async {
+            while let Ok(n) = self.reader.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
         Ok(())
     }
 
