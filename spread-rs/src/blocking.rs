@@ -114,7 +114,7 @@ struct Shared {
 
 #[derive(Clone, Copy, Debug)]
 enum WriteFailure {
-    /// A write stayed blocked for the liveness deadline: the daemon reads nothing.
+    /// A write stayed blocked past `Liveness::write_stall`: the daemon reads nothing.
     Stalled(Duration),
     Closed,
 }
@@ -221,7 +221,7 @@ impl Mailbox {
             (Some(liveness), Some(mode)) => {
                 let prober = Prober::new(liveness, mode, &codec);
                 // A write blocked this long means the daemon reads nothing: give up then.
-                transport.set_write_timeout(Some(prober.liveness.deadline))?;
+                transport.set_write_timeout(Some(prober.liveness.write_stall()))?;
                 Some(prober)
             }
             _ => None,
@@ -386,7 +386,7 @@ impl Mailbox {
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let stall = self.probing.as_ref().map(|p| p.liveness.deadline);
+        let stall = self.probing.as_ref().map(|p| p.liveness.write_stall());
         let result = self.shared.write_message(bytes, stall);
         self.note(result)
     }
@@ -497,7 +497,7 @@ fn start_probing(shared: &Arc<Shared>, prober: Prober) -> Result<Probing, Error>
     let prober = Arc::new(Mutex::new(prober));
     let now = Instant::now();
     lock(&prober).sent(now);
-    shared.write_message(&bytes, Some(liveness.deadline))?;
+    shared.write_message(&bytes, Some(liveness.write_stall()))?;
     let (stop, stopped) = mpsc::channel::<()>();
     let (shared, thread_prober) = (Arc::clone(shared), Arc::clone(&prober));
     std::thread::Builder::new()
@@ -517,7 +517,7 @@ fn start_probing(shared: &Arc<Shared>, prober: Prober) -> Result<Probing, Error>
                 p.sent(now);
             }
             if shared
-                .write_message(&bytes, Some(liveness.deadline))
+                .write_message(&bytes, Some(liveness.write_stall()))
                 .is_err()
             {
                 return;

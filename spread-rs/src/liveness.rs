@@ -59,6 +59,15 @@ impl Liveness {
         u32::try_from(self.deadline.as_millis()).unwrap_or(u32::MAX)
     }
 
+    /// How long one write may stay blocked before the session counts as dead. Longer than
+    /// the deadline: a daemon applying backpressure (our daemon stops reading clients while a
+    /// receiver is congested, for up to 2 s before it drops that receiver) is alive though it
+    /// reads nothing, and the probe answers it sends meanwhile cannot be read by a thread
+    /// that is blocked writing.
+    pub(crate) fn write_stall(&self) -> Duration {
+        self.deadline.max(WRITE_STALL_MIN)
+    }
+
     /// How long one blocking read waits before the reader looks at the clock again.
     pub(crate) fn slice(&self) -> Duration {
         (self.interval / 2).clamp(Duration::from_millis(5), Duration::from_millis(500))
@@ -108,6 +117,9 @@ pub enum ProbeMode {
 /// changes membership (startup, a crash elsewhere), which takes seconds, so a shorter
 /// deadline would take a daemon busy reforming its ring for a hung one.
 pub const NOOP_MIN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The shortest time a write may stay blocked (see [`Liveness::write_stall`]).
+pub(crate) const WRITE_STALL_MIN: Duration = Duration::from_secs(5);
 
 /// The message type of the no-op probe sent to a C daemon; an application should not use
 /// it for messages to its own private group (those with an empty body are swallowed).

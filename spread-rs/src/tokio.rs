@@ -238,7 +238,7 @@ impl Mailbox {
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let stall = self.probing.as_ref().map(|p| p.liveness.deadline);
+        let stall = self.probing.as_ref().map(|p| p.liveness.write_stall());
         let result = write_message(&self.writer, bytes, stall).await;
         self.note(result)
     }
@@ -314,7 +314,7 @@ async fn start_probing(
     let bytes = prober.bytes().to_vec();
     let prober = Arc::new(Mutex::new(prober));
     lock(&prober).sent(Instant::now());
-    write_message(writer, &bytes, Some(liveness.deadline)).await?;
+    write_message(writer, &bytes, Some(liveness.write_stall())).await?;
     let (writer, task_prober) = (Arc::clone(writer), Arc::clone(&prober));
     let task = ::tokio::spawn(async move {
         let start = ::tokio::time::Instant::now() + liveness.interval;
@@ -330,7 +330,7 @@ async fn start_probing(
                 }
                 p.sent(now);
             }
-            if write_message(&writer, &bytes, Some(liveness.deadline))
+            if write_message(&writer, &bytes, Some(liveness.write_stall()))
                 .await
                 .is_err()
             {
