@@ -400,16 +400,22 @@ fn a_write_only_client_loses_nothing_when_it_disconnects() {
     next_regular(&mut reader, "tail");
     const N: u32 = 20_000;
     for round in 0..3 {
-        let mut writer = connect(&addr, "writer");
-        for i in 0..N {
-            writer
-                .multicast(Service::RELIABLE, &["tail"], 0, &i.to_be_bytes())
-                .unwrap();
-        }
-        writer.disconnect().unwrap();
+        // The writer runs beside the reader: a reader that waited for the writer to finish
+        // would itself be the slow receiver the daemon drops.
+        let writer_addr = addr.clone();
+        let writer = std::thread::spawn(move || {
+            let mut writer = connect(&writer_addr, "writer");
+            for i in 0..N {
+                writer
+                    .multicast(Service::RELIABLE, &["tail"], 0, &i.to_be_bytes())
+                    .unwrap();
+            }
+            writer.disconnect().unwrap();
+        });
         for i in 0..N {
             let m = next_message(&mut reader);
             assert_eq!(m.data, i.to_be_bytes(), "round {round}: message {i}");
         }
+        writer.join().unwrap();
     }
 }
