@@ -141,6 +141,16 @@ fn a_stale_socket_is_replaced_and_made_connectable_by_all() {
     let dir = TempDir::new("stale");
     let path = dir.0.join("sock");
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    // A process forked by another test in the meantime holds the listener until it execs:
+    // wait until nobody listens, so the socket is really stale.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::os::unix::net::UnixStream::connect(&path).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the socket stays live"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(std::fs::symlink_metadata(&path)
         .unwrap()
         .file_type()
