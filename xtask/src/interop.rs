@@ -18,12 +18,13 @@ pub struct InteropArgs {
     /// Prefix of an installed C Spread 3.17 (else SPREAD_C_PREFIX, PATH, /usr/local).
     #[arg(long)]
     c_prefix: Option<PathBuf>,
-    /// Only the all-Rust ring with spread-rs.
+    /// Only the all-Rust ring with spread-rs (written to target/interop-quick unless --out
+    /// says otherwise, so docs keep the whole matrix).
     #[arg(long)]
     quick: bool,
-    /// Where interop.md and interop.json go.
-    #[arg(long, default_value = "docs")]
-    out: PathBuf,
+    /// Where interop.md and interop.json go (default: docs).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// One cell as the runner reports it.
@@ -155,10 +156,17 @@ pub fn run(sh: &Shell, args: InteropArgs) -> anyhow::Result<()> {
         bail!("the interop runner failed ({status})");
     }
 
-    let out = if args.out.is_absolute() {
-        args.out.clone()
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if args.quick {
+            "target/interop-quick"
+        } else {
+            "docs"
+        })
+    });
+    let out = if out.is_absolute() {
+        out
     } else {
-        root.join(&args.out)
+        root.join(out)
     };
     std::fs::create_dir_all(&out)?;
     let report = Report {
