@@ -203,19 +203,8 @@ impl Cluster {
                 c
             }
             DaemonKind::C(prefix) => {
-                // As root the C daemon would chroot and switch user: run it as nobody.
-                let spread = prefix.join("sbin/spread");
-                let mut c = if is_root() {
-                    let mut c = Command::new("setpriv");
-                    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-                        .arg(&spread);
-                    c
-                } else {
-                    Command::new(&spread)
-                };
-                c.args(["-n", &name, "-c"])
-                    .arg(&conf)
-                    .stdout(std::fs::File::create(&log).unwrap())
+                let mut c = c_daemon_command(prefix, &name, &conf);
+                c.stdout(std::fs::File::create(&log).unwrap())
                     .stderr(Stdio::null());
                 c
             }
@@ -327,4 +316,20 @@ pub(crate) fn make_world_readable(dir: &Path) {
             let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644));
         }
     }
+}
+
+/// The command line of C daemon `name` under `prefix`: as root the C daemon would chroot and
+/// switch user, so it runs as nobody.
+pub(crate) fn c_daemon_command(prefix: &Path, name: &str, conf: &Path) -> Command {
+    let spread = prefix.join("sbin/spread");
+    let mut c = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&spread);
+        c
+    } else {
+        Command::new(&spread)
+    };
+    c.args(["-n", name, "-c"]).arg(conf);
+    c
 }

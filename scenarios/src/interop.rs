@@ -8,7 +8,7 @@
 //! move together from one view to the next deliver the same messages in the first.
 
 use crate::clients::{Client, Library};
-use crate::daemons::{free_port, is_root, make_world_readable, wait_for_port, TempDir};
+use crate::daemons::{c_daemon_command, free_port, make_world_readable, wait_for_port, TempDir};
 use crate::daemons::{DaemonKind, RunningDaemon};
 use crate::record::Received;
 use serde::Serialize;
@@ -199,19 +199,8 @@ impl Ring {
         let conf = self.dir.0.join("spread.conf");
         let mut cmd = match &self.kinds[n] {
             DaemonKind::C(prefix) => {
-                let spread = prefix.join("sbin/spread");
-                let mut c = if is_root() {
-                    let mut c = Command::new("setpriv");
-                    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-                        .arg(&spread);
-                    c
-                } else {
-                    Command::new(&spread)
-                };
-                c.args(["-n", &name, "-c"])
-                    .arg(&conf)
-                    .stdout(log_file())
-                    .stderr(Stdio::null());
+                let mut c = c_daemon_command(prefix, &name, &conf);
+                c.stdout(log_file()).stderr(Stdio::null());
                 c
             }
             DaemonKind::Rust(binary) => {
