@@ -4,6 +4,7 @@
 use spread_sys::*;
 use spread_wire::consts::{code, limits, service as svc};
 use std::ffi::{c_char, CString};
+use std::sync::Mutex;
 
 #[test]
 fn the_linked_library_is_the_3_17_of_the_header() {
@@ -86,7 +87,15 @@ fn the_macro_helpers_read_service_words() {
     assert!(is_reject_mess(REJECT_MESS | FIFO_MESS));
 }
 
+/// The default `libspread` is 3.17's single-threaded build: its first connect sets up
+/// process-wide state (the session table, the auth method) without locks, and two test threads
+/// connecting at once crashed it (SIGSEGV, seen in CI). One connect at a time.
+static LIBSPREAD: Mutex<()> = Mutex::new(());
+
 fn connect(daemon: &str) -> i32 {
+    let _one_at_a_time = LIBSPREAD
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let daemon = CString::new(daemon).unwrap();
     let name = CString::new("sys").unwrap();
     let mut mbox: mailbox = -1;
