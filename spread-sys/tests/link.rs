@@ -87,9 +87,10 @@ fn the_macro_helpers_read_service_words() {
     assert!(is_reject_mess(REJECT_MESS | FIFO_MESS));
 }
 
-/// The default `libspread` is 3.17's single-threaded build: its first connect sets up
-/// process-wide state (the session table, the auth method) without locks, and two test threads
-/// connecting at once crashed it (SIGSEGV, seen in CI). One connect at a time.
+/// The default `libspread` is 3.17's single-threaded build, and `SP_connect_timeout` resolves
+/// every `port@host` with the non-reentrant `gethostbyname` (before it even checks the port):
+/// two test threads connecting at once crashed the test binary in CI (SIGSEGV). One connect at
+/// a time, as an application using that library must.
 static LIBSPREAD: Mutex<()> = Mutex::new(());
 
 fn connect(daemon: &str) -> i32 {
