@@ -323,6 +323,44 @@ fn local_socket_sessions() {
     );
 }
 
+/// The async Mailbox over the local socket, sending a message in pieces.
+#[tokio::test(flavor = "current_thread")]
+async fn async_local_socket_sessions() {
+    let ours = start_rust_daemon("");
+    let options = ConnectOptions::new("").name("alocal");
+    let mut l = spread::tokio::Mailbox::connect_local(&ours.local_socket, &options)
+        .await
+        .unwrap();
+    l.join("g").await.unwrap();
+    let deadline = Duration::from_secs(10);
+    loop {
+        match l.receive_timeout(deadline).await.unwrap() {
+            Some(Event::Membership(m)) if m.group == "g" => break,
+            Some(_) => continue,
+            None => panic!("no view of g within {deadline:?}"),
+        }
+    }
+    let sent = l
+        .multicast_scatter(Service::SAFE, &["g"], 7, &[b"in ", b"three ", b"pieces"])
+        .await
+        .unwrap();
+    assert_eq!(sent, 15);
+    loop {
+        match l.receive_timeout(deadline).await.unwrap() {
+            Some(Event::Message(m)) => {
+                assert_eq!(
+                    (m.sender.as_str(), m.mess_type, m.data.as_slice()),
+                    ("#alocal#n1", 7, &b"in three pieces"[..])
+                );
+                break;
+            }
+            Some(_) => continue,
+            None => panic!("our own message did not come back within {deadline:?}"),
+        }
+    }
+    l.disconnect().await.unwrap();
+}
+
 /// Once the daemon is gone, the first call says so and every later one is refused with
 /// ILLEGAL_SESSION (as 3.17's library does) instead of writing into a dead socket.
 #[test]

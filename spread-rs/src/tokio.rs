@@ -5,6 +5,9 @@
 //! [`crate::proto::Codec`], the probe bookkeeping and the failover policy. Liveness probes
 //! are written by a task spawned at connect (so a runtime must be running), through the same
 //! lock as the application's requests; the task is aborted when the Mailbox goes.
+//!
+//! 3.17's `SP_poll` has no counterpart here: an async caller awaits [`Mailbox::receive`]
+//! (or races it with other futures) instead of asking how many bytes are waiting.
 
 use crate::address::DaemonAddress;
 use crate::connect::{self, ConnectOptions};
@@ -98,6 +101,14 @@ impl Mailbox {
         Mailbox::connect_to(DaemonAddress::parse(&options.daemon)?, options).await
     }
 
+    /// Connects to a local socket at `path` (for daemons whose socket is not `/tmp/<port>`).
+    pub async fn connect_local(
+        path: impl Into<std::path::PathBuf>,
+        options: &ConnectOptions,
+    ) -> Result<Mailbox, Error> {
+        Mailbox::connect_to(DaemonAddress::Local(path.into()), options).await
+    }
+
     /// Connects to `address`, ignoring `options.daemon`.
     pub async fn connect_to(
         address: DaemonAddress,
@@ -170,13 +181,25 @@ impl Mailbox {
         mess_type: i16,
         data: &[u8],
     ) -> Result<usize, Error> {
+        self.multicast_scatter(service, groups, mess_type, &[data])
+            .await
+    }
+
+    /// Sends the concatenation of `parts` as one message.
+    pub async fn multicast_scatter<G: AsRef<str>>(
+        &mut self,
+        service: Service,
+        groups: &[G],
+        mess_type: i16,
+        parts: &[&[u8]],
+    ) -> Result<usize, Error> {
         self.check_live()?;
         let bytes = self
             .inbox
             .codec
-            .multicast(service, groups, mess_type, &[data])?;
+            .multicast(service, groups, mess_type, parts)?;
         self.send(&bytes).await?;
-        Ok(data.len())
+        Ok(parts.iter().map(|p| p.len()).sum())
     }
 
     /// Waits for the next event; [`Error::DaemonTimeout`] as in [`crate::Mailbox::receive`].
