@@ -304,6 +304,11 @@ impl World {
 
     /// Runs the fault phase, then heals and settles; returns every client's log.
     pub fn run(mut self) -> Vec<ClientLog> {
+        self.run_in_place()
+    }
+
+    /// [`World::run`], keeping the world for a look at its daemons afterwards.
+    pub fn run_in_place(&mut self) -> Vec<ClientLog> {
         let end = self.start + self.scenario.duration;
         self.run_until(end);
         // Liveness: faults stop, partitions heal, crashed daemons come back.
@@ -332,6 +337,14 @@ impl World {
             logs.push(log);
         }
         logs
+    }
+
+    /// Each running daemon's ring counters (what a monitor's status request reports).
+    pub fn ring_stats(&self) -> Vec<spread_daemon::core::ring::RingStats> {
+        self.daemons
+            .iter()
+            .filter_map(|d| d.core.as_ref()?.ring().map(|r| r.stats()))
+            .collect()
     }
 
     fn run_until(&mut self, end: Instant) {

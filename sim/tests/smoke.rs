@@ -46,3 +46,40 @@ fn evs_seeds_with_3_17_windows() {
         assert!(violations.is_empty(), "seed {seed}: {violations:#?}");
     }
 }
+
+/// The counters a monitor's status request reports: with loss, members answer
+/// retransmission requests (each counted by how it went out) and the leader hurries tokens.
+#[test]
+fn ring_counters_under_loss() {
+    let scenario = Scenario {
+        daemons: 4,
+        segments: 2,
+        clients_per_daemon: 1,
+        client_spacing: 1,
+        duration: Duration::from_secs(3),
+        send_every: Duration::from_millis(5),
+        faults: Faults {
+            loss: 0.05,
+            ..Faults::none()
+        },
+        timeouts: spread_daemon::core::ring::Timeouts::fast(),
+        flow: Default::default(),
+    };
+    let mut world = World::new(7, scenario);
+    let violations = check(&world.run_in_place());
+    assert!(violations.is_empty(), "{violations:#?}");
+    let stats = world.ring_stats();
+    assert_eq!(stats.len(), 4, "every daemon runs");
+    for s in &stats {
+        assert!(s.packets_delivered > 0, "{s:?}");
+        assert_eq!(
+            s.retransmissions,
+            s.unicast_retrans + s.segment_retrans + s.broadcast_retrans,
+            "{s:?}"
+        );
+    }
+    let total =
+        |f: fn(&spread_daemon::core::ring::RingStats) -> u64| stats.iter().map(f).sum::<u64>();
+    assert!(total(|s| s.retransmissions) > 0, "{stats:#?}");
+    assert!(total(|s| s.token_hurries) > 0, "{stats:#?}");
+}

@@ -150,7 +150,15 @@ impl Default for FlowControl {
 pub struct RingStats {
     pub packets_sent: u64,
     pub packets_received: u64,
+    /// Packets handed up in order (fragments count one each).
+    pub packets_delivered: u64,
+    /// Retransmitted datagrams: unicast, to a segment, and broadcast (a flushed batch is one).
     pub retransmissions: u64,
+    pub unicast_retrans: u64,
+    pub segment_retrans: u64,
+    pub broadcast_retrans: u64,
+    /// Tokens the leader re-sent after its hurry timeout, and new tokens we took that had been.
+    pub token_hurries: u64,
     pub token_rounds: u64,
     pub membership_changes: u64,
 }

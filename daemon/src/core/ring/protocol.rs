@@ -105,6 +105,10 @@ impl Ring {
             // hand out the same seqs twice.
             return;
         }
+        if !self.is_leader() && token.retrans() > 0 {
+            // A new token the leader had to hurry round (3.17 counts it at every member).
+            self.stats.token_hurries += 1;
+        }
         self.stats.token_rounds += 1;
         self.highest_seq = self.highest_seq.max(token.seq);
         let (num_retrans, mut records, rtr_proc_id, rtr_seg_index) = self.answer_retrans(records);
@@ -239,25 +243,30 @@ impl Ring {
                     }
                     continue;
                 };
-                self.stats.retransmissions += 1;
                 if record.proc_id != -1 {
                     self.send_packets(
                         Destination::Data(record.proc_id as u32),
                         vec![packet],
                         false,
                     );
+                    self.stats.unicast_retrans += 1;
                     num_retrans += 1;
                 } else if record.seg_index != -1 {
                     self.scast(record.seg_index as usize, vec![packet]);
+                    self.stats.segment_retrans += 1;
                     num_retrans += 1;
                 } else if self.queue_bcast(packet) {
+                    self.stats.broadcast_retrans += 1;
                     num_retrans += 1;
                 }
             }
         }
         if self.flush_bcast() {
+            self.stats.broadcast_retrans += 1;
             num_retrans += 1;
         }
+        // Datagrams, as 3.17's RETRANS counts them (a flushed batch of broadcasts is one).
+        self.stats.retransmissions += num_retrans as u64;
         (num_retrans, keep, rtr_proc_id, rtr_seg_index)
     }
 
@@ -396,6 +405,7 @@ impl Ring {
             fragments.push(packet.body.clone());
         }
         let last = packet.index < 0;
+        self.stats.packets_delivered += 1;
         tracing::trace!(me = self.me & 0xff, seq, from = packet.proc_id & 0xff, ring = ?self.membership_id, state = ?self.state, "ring delivers packet");
         *self.slot_mut(seq) = Some(Slot::Delivered(packet));
         if last && !self.up[queue].is_empty() {
@@ -522,6 +532,7 @@ impl Ring {
             let r = self.last_token.retrans() + 1;
             self.last_token.set_retrans(r);
             self.arm(Timer::Hurry, self.timeouts.hurry);
+            self.stats.token_hurries += 1;
         }
         let token = self.last_token.clone();
         self.send_token(&token);
