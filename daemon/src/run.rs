@@ -37,6 +37,10 @@ pub struct Options {
     /// so a spread.conf shared with C daemons cannot carry them.
     #[arg(long)]
     pub with_c_daemons: bool,
+    /// The IP access list the IP auth method reads, instead of looking for spread.access_ip
+    /// in the working directory, beside the configuration file, then in /etc.
+    #[arg(long, value_name = "FILE")]
+    pub access_ip: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,8 @@ pub enum StartError {
     Ring(std::io::Error),
     #[error("event loop: {0}")]
     Io(#[from] std::io::Error),
+    #[error("IP access list {0}")]
+    AccessList(#[from] config::access_ip::AccessListError),
 }
 
 /// The 3.17 directives this daemon acts on; others are accepted with a warning. (It acts on
@@ -411,6 +417,9 @@ pub fn run(options: Options) -> Result<(), StartError> {
         opts.auth.allowed = config.allowed_auth_methods.clone();
     }
     opts.auth.required = config.required_auth_methods.clone();
+    if opts.auth.uses("IP") {
+        opts.auth.ip_rules = ip_access_list(&options)?;
+    }
     tracing::info!(
         "daemon {} ({}) serving clients on port {port}{}",
         identity.name,
@@ -435,6 +444,37 @@ pub fn run(options: Options) -> Result<(), StartError> {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The rules of the IP auth method. Without a list it admits no one, as 3.17 (which says so
+/// at startup too); a malformed list stops the daemon.
+fn ip_access_list(options: &Options) -> Result<Vec<crate::core::IpRule>, StartError> {
+    use config::access_ip;
+    let places = match &options.access_ip {
+        Some(file) if !file.exists() => {
+            return Err(StartError::AccessList(access_ip::AccessListError {
+                file: file.display().to_string(),
+                line: 0,
+                message: "no such file".into(),
+            }))
+        }
+        Some(file) => vec![file.clone()],
+        None => access_ip::search_path(options.config.as_deref()),
+    };
+    match access_ip::load(&places)? {
+        Some((file, rules)) => {
+            tracing::info!("IP access list {}: {} entries", file.display(), rules.len());
+            Ok(rules)
+        }
+        None => {
+            let looked: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+            tracing::error!(
+                "IP auth method in use but no IP access list found (looked for {}): it admits no one",
+                looked.join(", ")
+            );
+            Ok(Vec::new())
+        }
+    }
+}
 
 extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);

@@ -323,6 +323,75 @@ fn local_socket_sessions() {
     );
 }
 
+/// The IP auth method admits whom 3.17's `spread.access_ip` lists: `local` is TCP from
+/// 127/8, `unix` the local socket; a client the list does not name is refused.
+#[test]
+fn the_ip_method_admits_whom_the_access_list_names() {
+    for (list, tcp_admitted, local_admitted) in [
+        ("# loopback TCP only\nlocal\n", true, false),
+        ("unix\n10.0.0.0/8\n", false, true),
+        ("unix\n127.0.0.1\n", true, true),
+    ] {
+        let dir = TempDir::new("acl");
+        let file = dir.0.join("access");
+        std::fs::write(&file, list).unwrap();
+        let daemon = start_rust_daemon_with_args(
+            "AllowedAuthMethods = IP\n",
+            &["--access-ip", file.to_str().unwrap()],
+        );
+        let options = ConnectOptions::new(daemon.address())
+            .name("ipc")
+            .auth_methods(["IP"]);
+        let tcp = Mailbox::connect(&options);
+        let local = Mailbox::connect_local(&daemon.local_socket, &options.clone().name("ipl"));
+        for (what, result, admitted) in
+            [("tcp", tcp, tcp_admitted), ("local", local, local_admitted)]
+        {
+            match (result, admitted) {
+                (Ok(_), true) | (Err(Error::Rejected(Reject::Auth)), false) => {}
+                (other, _) => panic!(
+                    "{list:?}, {what}: expected admitted={admitted}, got {:?}",
+                    other.err()
+                ),
+            }
+        }
+    }
+}
+
+/// A malformed access list stops the daemon with the file and line.
+#[test]
+fn a_malformed_access_list_is_refused_with_its_line() {
+    let dir = TempDir::new("acl-bad");
+    let conf = dir.0.join("spread.conf");
+    let port = free_port(std::net::Ipv4Addr::LOCALHOST);
+    std::fs::write(
+        &conf,
+        format!(
+            "{}AllowedAuthMethods = IP\n",
+            one_daemon_conf("n1", std::net::Ipv4Addr::LOCALHOST, port)
+        ),
+    )
+    .unwrap();
+    let file = dir.0.join("access");
+    std::fs::write(&file, "unix\n192.168.1/24\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spread"))
+        .arg("-c")
+        .arg(&conf)
+        .args(["-n", "n1", "--no-local-socket", "--access-ip"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:2: '192.168.1/24' is not an entry",
+            file.display()
+        )),
+        "{stderr}"
+    );
+}
+
 /// The async Mailbox over the local socket, sending a message in pieces.
 #[tokio::test(flavor = "current_thread")]
 async fn async_local_socket_sessions() {

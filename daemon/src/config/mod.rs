@@ -48,6 +48,7 @@
 //! the minimal file Spread ships: daemon `localhost` at 127.0.0.1 in
 //! segment 127.0.0.255:4803.
 
+pub mod access_ip;
 mod diagnostic;
 mod lexer;
 mod model;

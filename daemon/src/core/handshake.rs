@@ -60,6 +60,14 @@ impl Default for AuthPolicy {
 }
 
 impl AuthPolicy {
+    /// Whether `method` is allowed or required (its checks may run for some session).
+    pub fn uses(&self, method: &str) -> bool {
+        self.allowed
+            .iter()
+            .chain(&self.required)
+            .any(|m| m.eq_ignore_ascii_case(method))
+    }
+
     /// The list sent to clients: allowed methods we implement, in registration order.
     pub fn offered(&self) -> Vec<&'static str> {
         KNOWN_METHODS

@@ -119,6 +119,11 @@ pub fn one_daemon_conf(name: &str, ip: Ipv4Addr, port: u16) -> String {
 
 /// Starts our daemon with `conf_extra` appended to a one-daemon config.
 pub fn start_rust_daemon(conf_extra: &str) -> RunningDaemon {
+    start_rust_daemon_with_args(conf_extra, &[])
+}
+
+/// [`start_rust_daemon`], with more command-line arguments.
+pub fn start_rust_daemon_with_args(conf_extra: &str, args: &[&str]) -> RunningDaemon {
     let ip = Ipv4Addr::LOCALHOST;
     let port = free_port(ip);
     let dir = TempDir::new("rust");
@@ -135,6 +140,7 @@ pub fn start_rust_daemon(conf_extra: &str) -> RunningDaemon {
         .arg(&conf)
         .args(["-n", "n1", "--local-socket"])
         .arg(&local_socket)
+        .args(args)
         .env("SPREAD_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
