@@ -83,3 +83,39 @@ fn ring_counters_under_loss() {
     assert!(total(|s| s.retransmissions) > 0, "{stats:#?}");
     assert!(total(|s| s.token_hurries) > 0, "{stats:#?}");
 }
+
+/// Tokens (port + 1) and data and membership datagrams (the port) race each other: each
+/// datagram's delay is drawn from a range far wider than a token hop, so a token overtakes
+/// the data it announces, a FORM overtakes the JOINs before it, and a regular token
+/// arrives before the FORM2 that installs its ring — while daemons crash and partitions
+/// come and go.
+#[test]
+fn tokens_and_membership_overtake_data_under_crashes() {
+    for seed in 1..=12 {
+        let scenario = Scenario {
+            daemons: 5,
+            segments: 2,
+            clients_per_daemon: 1,
+            client_spacing: 1,
+            duration: Duration::from_secs(4),
+            send_every: Duration::from_millis(10),
+            faults: Faults {
+                loss: 0.01,
+                duplicate: 0.02,
+                min_delay: Duration::from_micros(10),
+                max_delay: Duration::from_millis(15),
+                crash_every: Some(Duration::from_millis(1200)),
+                partition_every: Some(Duration::from_millis(1500)),
+            },
+            timeouts: spread_daemon::core::ring::Timeouts::fast(),
+            flow: Default::default(),
+        };
+        let logs = World::new(seed, scenario).run();
+        let violations = check(&logs);
+        assert!(violations.is_empty(), "seed {seed}: {violations:#?}");
+        assert!(
+            logs.iter().any(|l| l.alive_at_end && !l.events.is_empty()),
+            "seed {seed}: nothing delivered"
+        );
+    }
+}
