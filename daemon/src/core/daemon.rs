@@ -1397,6 +1397,28 @@ mod tests {
         drain(d, conn);
     }
 
+    /// A client request to group `g` as `sender` writes it (`mess_type` in its hint), in `endian`.
+    fn request(
+        msg_type: u32,
+        sender: &str,
+        mess_type: i16,
+        data: &[u8],
+        endian: spread_wire::Endian,
+    ) -> Vec<u8> {
+        spread_wire::frame::encode_message(
+            &MessageHeader {
+                msg_type,
+                private_group: GroupName::new(sender),
+                num_groups: 0,
+                hint: spread_wire::Hint::new(mess_type, endian),
+                data_len: 0,
+            },
+            &[GroupName::new("g")],
+            &[data],
+            endian,
+        )
+    }
+
     fn drain(d: &mut Daemon, conn: ConnId) -> Vec<u8> {
         let q = d.output(conn).unwrap();
         let mut out = Vec::new();
@@ -1430,18 +1452,7 @@ mod tests {
         let now = Instant::now();
         connect(&mut d, now, 1, "le");
         let le = spread_wire::Endian::Little;
-        let join = spread_wire::frame::encode_message(
-            &MessageHeader {
-                msg_type: service::JOIN,
-                private_group: GroupName::new("#le#n1"),
-                num_groups: 0,
-                hint: spread_wire::Hint::new(0, le),
-                data_len: 0,
-            },
-            &[GroupName::new("g")],
-            &[],
-            le,
-        );
+        let join = request(service::JOIN, "#le#n1", 0, b"", le);
         d.handle_input(now, 1, &join);
         let out = drain(&mut d, 1);
         let frame = Frame::decode(&out).unwrap();
@@ -1453,18 +1464,7 @@ mod tests {
         );
         let body = spread_wire::membership::RegularBody::decode(frame.data, Endian::Big).unwrap();
         assert_eq!(body.group_id.index, 1);
-        let data = spread_wire::frame::encode_message(
-            &MessageHeader {
-                msg_type: service::AGREED,
-                private_group: GroupName::new("#le#n1"),
-                num_groups: 0,
-                hint: spread_wire::Hint::new(0x1234, le),
-                data_len: 0,
-            },
-            &[GroupName::new("g")],
-            &[b"payload"],
-            le,
-        );
+        let data = request(service::AGREED, "#le#n1", 0x1234, b"payload", le);
         d.handle_input(now, 1, &data);
         let out = drain(&mut d, 1);
         let frame = Frame::decode(&out).unwrap();
@@ -1573,32 +1573,10 @@ mod tests {
         d.handle_input(t0, 1, &probe::encode_request(&own, 300, Endian::NATIVE));
         connect(&mut d, t0, 2, "slow");
         let le = Endian::NATIVE;
-        let join = spread_wire::frame::encode_message(
-            &MessageHeader {
-                msg_type: service::JOIN,
-                private_group: GroupName::new("#slow#n1"),
-                num_groups: 0,
-                hint: spread_wire::Hint::new(0, le),
-                data_len: 0,
-            },
-            &[GroupName::new("g")],
-            &[],
-            le,
-        );
+        let join = request(service::JOIN, "#slow#n1", 0, b"", le);
         d.handle_input(t0, 2, &join);
         for _ in 0..10 {
-            let data = spread_wire::frame::encode_message(
-                &MessageHeader {
-                    msg_type: service::AGREED,
-                    private_group: own,
-                    num_groups: 0,
-                    hint: spread_wire::Hint::new(0, le),
-                    data_len: 0,
-                },
-                &[GroupName::new("g")],
-                &[b"x"],
-                le,
-            );
+            let data = request(service::AGREED, "#p1#n1", 0, b"x", le);
             d.handle_input(t0, 1, &data);
         }
         drain(&mut d, 1);
