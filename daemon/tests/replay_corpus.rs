@@ -1,6 +1,6 @@
 //! Replays captured client sessions of a C Spread 3.17.3 daemon through our sans-IO core.
 //!
-//! The corpus (`shared/traces/spread-3.17.3/client-corpus`, a sibling of the repository) holds
+//! The corpus (`testdata/spread-3.17.3/client-corpus`, see the README there) holds
 //! every TCP stream a real C daemon `n1` (127.0.0.11, little-endian) had with its clients, as
 //! bytes with capture times. We feed the client->daemon bytes, connects and hangups to our
 //! [`Daemon`] in virtual time and check that it answers each client with the bytes C sent.
@@ -50,8 +50,15 @@ const TAKEN_FROM_CAPTURE: &[(&str, &str)] = &[
     ),
 ];
 
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/spread-3.17.3/client-corpus")
+/// A file of the client corpus kept in the repository (testdata/spread-3.17.3/README.md says
+/// what it is); a missing one fails the test rather than letting it pass having checked
+/// nothing.
+fn testdata(relative: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/spread-3.17.3/client-corpus")
+        .join(relative);
+    assert!(path.exists(), "missing test data: {}", path.display());
+    path
 }
 
 // ---- the captured data --------------------------------------------------------------------
@@ -236,23 +243,14 @@ struct Scenario {
 }
 
 impl Scenario {
-    /// `None` (after a `SKIPPED:` line) when the corpus is not there.
-    fn load(name: &'static str) -> Option<Scenario> {
-        let dir = corpus_dir();
-        let path = dir.join(name).join(format!("{name}.streams.json"));
-        if !path.is_file() {
-            println!(
-                "SKIPPED: {name}: {} not found (the corpus is expected in shared/, a sibling of the repository)",
-                path.display()
-            );
-            return None;
-        }
+    fn load(name: &'static str) -> Scenario {
+        let path = testdata(&format!("{name}/{name}.streams.json"));
         let text = std::fs::read_to_string(&path).expect("read the capture");
         let file: CaptureFile = serde_json::from_str(&text).expect("parse the capture");
-        Some(Scenario {
+        Scenario {
             name,
             streams: file.streams.into_iter().map(Stream::new).collect(),
-        })
+        }
     }
 
     fn stream(&self, private_group: &str) -> &Stream {
@@ -687,18 +685,18 @@ struct Run {
 }
 
 impl Run {
-    fn start(name: &'static str, configure: impl FnOnce(&mut DaemonOptions)) -> Option<Run> {
-        let scenario = Scenario::load(name)?;
+    fn start(name: &'static str, configure: impl FnOnce(&mut DaemonOptions)) -> Run {
+        let scenario = Scenario::load(name);
         let mut opts = scenario.options();
         configure(&mut opts);
         let replay = Replay::run(&scenario, opts);
-        Some(Run {
+        Run {
             scenario,
             replay,
             failures: Vec::new(),
             items_checked: BTreeSet::new(),
             closes_checked: BTreeSet::new(),
-        })
+        }
     }
 
     fn stream(&self, private_group: &str) -> &Stream {
@@ -834,24 +832,20 @@ fn byte_difference(c: &[u8], ours: &[u8]) -> String {
 /// ours short (see `Stream::client_hung_up_first`).
 #[test]
 fn a_connect() {
-    let Some(run) = Run::start("a_connect", |_| {}) else {
-        return;
-    };
+    let run = Run::start("a_connect", |_| {});
     run.finish();
 }
 
 /// The daemon allows only IP auth and has no access list: everyone gets REJECT_AUTH.
 #[test]
 fn a2_auth() {
-    let Some(mut run) = Run::start("a2_auth", |opts| {
+    let mut run = Run::start("a2_auth", |opts| {
         opts.auth = AuthPolicy {
             allowed: vec!["IP".into()],
             required: Vec::new(),
             ip_rules: Vec::new(),
         };
-    }) else {
-        return;
-    };
+    });
     // Named difference: a reply to a client that has already hung up. Stream 0's library
     // refuses by itself (NULL is not offered) and closes before sending its auth choice; C
     // reads the EOF as a short choice and still writes `f7` (Sess_recv_client_auth ->
@@ -883,27 +877,21 @@ fn a2_auth() {
 /// session accepted again once one has left.
 #[test]
 fn a3_quota() {
-    let Some(run) = Run::start("a3_quota", |_| {}) else {
-        return;
-    };
+    let run = Run::start("a3_quota", |_| {});
     run.finish();
 }
 
 /// Every service type, mess_type range, and a session killed for two service bits.
 #[test]
 fn b_svc() {
-    let Some(run) = Run::start("b_svc", |_| {}) else {
-        return;
-    };
+    let run = Run::start("b_svc", |_| {});
     run.finish();
 }
 
 /// Multi-group, private and open-group sends.
 #[test]
 fn c_multigroup() {
-    let Some(mut run) = Run::start("c_multigroup", |_| {}) else {
-        return;
-    };
+    let mut run = Run::start("c_multigroup", |_| {});
     // Named difference: C 3.17.3 reads the group list 48 bytes early when header plus names
     // overflow its first 1440-byte fragment (48 + 32 x 44 > 1440), so it silently delivers
     // multicasts to 44..=100 groups to nobody (or only to members of the group "", whose
@@ -984,9 +972,7 @@ fn split_extra(
 /// Message sizes up to the limits, and d12: the 143,920-byte message that aborts C.
 #[test]
 fn d_sizes() {
-    let Some(mut run) = Run::start("d_sizes", |_| {}) else {
-        return;
-    };
+    let mut run = Run::start("d_sizes", |_| {});
     // Named difference: d12. B sends 143,920 bytes to g1: 48 + 32 + 143,920 = 144,000, which
     // passes every check of C's, and C aborts (memory.c:601, Message_element_len_fixup writes
     // elements[100]). The C capture ends there for every stream. Ours allows data + 32 x
@@ -1056,18 +1042,14 @@ fn b_ended_by_abort(run: &Run, b: usize) -> bool {
 /// Join, leave, rejoin, disconnect, a killed member, odd group names.
 #[test]
 fn e_memb() {
-    let Some(run) = Run::start("e_memb", |_| {}) else {
-        return;
-    };
+    let run = Run::start("e_memb", |_| {});
     run.finish();
 }
 
 /// A big-endian client and a little-endian one in one group.
 #[test]
 fn g_endian_be() {
-    let Some(run) = Run::start("g_endian_be", |_| {}) else {
-        return;
-    };
+    let run = Run::start("g_endian_be", |_| {});
     run.finish();
 }
 
@@ -1075,9 +1057,7 @@ fn g_endian_be() {
 /// are the named differences below.
 #[test]
 fn h_violations() {
-    let Some(mut run) = Run::start("h_violations", |_| {}) else {
-        return;
-    };
+    let mut run = Run::start("h_violations", |_| {});
     h8_forged_membership(&mut run);
     h9_forged_reject(&mut run);
     run.finish();

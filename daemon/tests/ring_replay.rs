@@ -1,7 +1,7 @@
 //! Replays captured C Spread 3.17.3 ring traffic into our ring core, which plays one of the
 //! captured daemons, and checks that it answers as that C daemon did.
 //!
-//! The captures (`../shared/traces/spread-3.17.3/three-segments/`, see its README) are of
+//! The captures (`testdata/spread-3.17.3/three-segments/`, see its README) are of
 //! three unmodified C daemons n1, n2, n3 (127.0.0.1-3), each alone in its segment:
 //! `udp-formation-steady.pcap` (start, formation, idle ring, three clients joining a group
 //! and sending one SAFE message each) and `udp-failure.pcap` (n3 killed, the two others form
@@ -83,8 +83,15 @@ const TOKEN_PORT: u16 = DATA_PORT + 1;
 /// drift by 0.6 to 1.2 ms a period, the gather timeout fires 0.6 ms after its 5 s.
 const TIMER_LATENESS: i64 = 600;
 
-fn traces() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/spread-3.17.3/three-segments")
+/// A file of the three-segment run kept in the repository (testdata/spread-3.17.3/README.md
+/// says what it is); a missing one fails the test rather than letting it pass having
+/// checked nothing.
+fn testdata(file: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/spread-3.17.3/three-segments")
+        .join(file);
+    assert!(path.exists(), "missing test data: {}", path.display());
+    path
 }
 
 fn n(last: u8) -> ProcId {
@@ -249,7 +256,7 @@ impl Replay {
     /// of each second, so we give it the seconds that make it read at `clock_at` what the C
     /// daemon read then (the moment it reads the FORM2 and takes the time for ring ids).
     fn new(me: ProcId, start: i64, clock_at: i64) -> Replay {
-        let conf = config::parse_file(&traces().join("spread.conf")).expect("spread.conf");
+        let conf = config::parse_file(&testdata("spread.conf")).expect("spread.conf");
         let wall_clock_secs = clock_at / 1_000_000 - (clock_at - start) / 1_000_000;
         let base = Instant::now();
         let ring = Ring::new(
@@ -497,13 +504,8 @@ fn dump(r: &Replay, capture: &[Captured]) {
     println!("state {:?}", r.ring.state());
 }
 
-fn load(file: &str) -> Option<Vec<Captured>> {
-    let path = traces().join(file);
-    if !path.exists() {
-        println!("SKIPPED: no capture at {}", path.display());
-        return None;
-    }
-    Some(read_pcap(&path))
+fn load(file: &str) -> Vec<Captured> {
+    read_pcap(&testdata(file))
 }
 
 /// A datagram with the bytes zeroed that 3.17.3 fills with leftovers no receiver reads
@@ -628,7 +630,7 @@ fn assert_same_traffic(
 
 /// Every regular membership a daemon log reports: its id and its daemons' addresses.
 fn logged_memberships(log: &str) -> Vec<(MembershipId, Vec<ProcId>)> {
-    let text = fs::read_to_string(traces().join(log)).unwrap();
+    let text = fs::read_to_string(testdata(log)).unwrap();
     let mut out = Vec::new();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
@@ -698,9 +700,7 @@ fn is_form1(payload: &[u8]) -> bool {
 
 /// The formation and steady-state capture with our core as daemon `me`.
 fn formation(me: ProcId, log: &str) {
-    let Some(capture) = load("udp-formation-steady.pcap") else {
-        return;
-    };
+    let capture = load("udp-formation-steady.pcap");
     let first_form2 = capture
         .iter()
         .find(|c| c.receiver() == me && c.sender() != me && is_form2(&c.payload))
@@ -857,11 +857,8 @@ fn gap_token(formation: &[Captured], failure: &[Captured], me: ProcId) -> Captur
 /// Formation and steady state, then the kill of n3, with our core as daemon `me`: it
 /// notices the loss, gathers with the survivor and forms the two-daemon ring.
 fn failure(me: ProcId, log: &str) {
-    let (Some(formation), Some(failure)) =
-        (load("udp-formation-steady.pcap"), load("udp-failure.pcap"))
-    else {
-        return;
-    };
+    let formation = load("udp-formation-steady.pcap");
+    let failure = load("udp-failure.pcap");
     let failure_form2 = failure
         .iter()
         .find(|c| c.receiver() == me && c.sender() != me && is_form2(&c.payload))

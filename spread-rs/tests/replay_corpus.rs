@@ -1,6 +1,6 @@
 //! Fed the recorded daemon bytes, spread-rs yields the events the C client printed.
 //!
-//! The corpus (`shared/traces/spread-3.17.3/client-corpus`, a sibling of the repository) holds
+//! The corpus (`testdata/spread-3.17.3/client-corpus`, see the README there) holds
 //! every TCP stream between C 3.17.3 daemons and programs linked with the C 3.17.3 client
 //! library, plus an `events.log` with what each SP_receive returned. For every stream we cut
 //! off the connect handshake, decode the daemon->client bytes with [`Codec::decode`] and
@@ -27,22 +27,15 @@ use spread_wire::{Endian, GroupName};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces/spread-3.17.3/client-corpus")
-}
-
-/// The corpus, or `None` after printing why the test cannot run.
-fn corpus() -> Option<PathBuf> {
-    let dir = corpus_dir();
-    if dir.join("README.md").is_file() {
-        Some(dir)
-    } else {
-        println!(
-            "SKIPPED: corpus not found at {} (expected in shared/, a sibling of the repository)",
-            dir.display()
-        );
-        None
-    }
+/// A file of the client corpus kept in the repository (testdata/spread-3.17.3/README.md says
+/// what it is); a missing one fails the test rather than letting it pass having checked
+/// nothing.
+fn testdata(relative: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/spread-3.17.3/client-corpus")
+        .join(relative);
+    assert!(path.exists(), "missing test data: {}", path.display());
+    path
 }
 
 // ---- hex ----------------------------------------------------------------------------------
@@ -506,13 +499,12 @@ impl Report {
 
 /// Reads one scenario and compares every stream. `big_endian` names the private groups
 /// of clients whose library ran big-endian (endian_mismatch is relative to the reader).
-fn replay(dir: &Path, name: &str, big_endian: &[&str]) -> Report {
-    let folder = dir.join(name);
-    let json =
-        std::fs::read_to_string(folder.join(format!("{name}.streams.json"))).expect("streams.json");
+fn replay(name: &str, big_endian: &[&str]) -> Report {
+    let json = std::fs::read_to_string(testdata(&format!("{name}/{name}.streams.json")))
+        .expect("streams.json");
     let capture: CaptureFile = serde_json::from_str(&json).expect("streams.json parses");
-    let log_text =
-        std::fs::read_to_string(folder.join(format!("{name}.events.log"))).expect("events.log");
+    let log_text = std::fs::read_to_string(testdata(&format!("{name}/{name}.events.log")))
+        .expect("events.log");
     let log = parse_log(&log_text);
     let mut report = Report {
         orphans: log.orphans.iter().map(|r| r.ret_name.clone()).collect(),
@@ -949,15 +941,6 @@ fn message(e: &Event) -> &Message {
 
 // ---- scenarios ----------------------------------------------------------------------------
 
-macro_rules! corpus_or_skip {
-    () => {
-        match corpus() {
-            Some(dir) => dir,
-            None => return,
-        }
-    };
-}
-
 fn strings(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -972,8 +955,7 @@ fn clock(pairs: &[(i32, i32)]) -> BTreeSet<(i32, i32)> {
 
 #[test]
 fn a_connect() {
-    let dir = corpus_or_skip!();
-    let r = replay(&dir, "a_connect", &[]);
+    let r = replay("a_connect", &[]);
     r.assert_plain();
     assert_eq!(r.clock, clock(&[(1795660097, 1795660465)]));
     assert_eq!(r.not_deliveries(), vec![]);
@@ -1010,8 +992,7 @@ fn a_connect() {
 
 #[test]
 fn a2_auth() {
-    let dir = corpus_or_skip!();
-    let r = replay(&dir, "a2_auth", &[]);
+    let r = replay("a2_auth", &[]);
     r.assert_plain();
     // All three get f7, even the client that refused the list itself and sent no choice.
     let not_decoded: Vec<&str> = r.not_decoded.iter().map(|(_, w)| w.as_str()).collect();
@@ -1021,8 +1002,7 @@ fn a2_auth() {
 
 #[test]
 fn a3_quota() {
-    let dir = corpus_or_skip!();
-    let r = replay(&dir, "a3_quota", &[]);
+    let r = replay("a3_quota", &[]);
     r.assert_no_mismatch();
     // q997 and qx get REJECT_QUOTA (fd) before the daemon reads their connect.
     let not_decoded: Vec<&str> = r.not_decoded.iter().map(|(_, w)| w.as_str()).collect();
@@ -1040,8 +1020,7 @@ fn a3_quota() {
 
 #[test]
 fn b_svc() {
-    let dir = corpus_or_skip!();
-    let r = replay(&dir, "b_svc", &[]);
+    let r = replay("b_svc", &[]);
     r.assert_plain();
     assert_eq!(r.clock, clock(&[(1795660137, 1795660507)]));
     // b6: C sent RELIABLE|AGREED, the daemon killed its session.
@@ -1056,8 +1035,7 @@ fn b_svc() {
 
 #[test]
 fn c_multigroup() {
-    let dir = corpus_or_skip!();
-    let r = replay(&dir, "c_multigroup", &[]);
+    let r = replay("c_multigroup", &[]);
     r.assert_plain();
     assert_eq!(r.clock, clock(&[(1795660155, 1795660525)]));
     // c6: 101 groups; the daemon kills A. (The C daemon's 44..100-group bug shows only as
@@ -1101,8 +1079,7 @@ fn d_sizes_unlogged(me: usize) -> Vec<String> {
 
 #[test]
 fn d_sizes() {
-    let dir = corpus_or_skip!();
-    let r = replay(&dir, "d_sizes", &[]);
+    let r = replay("d_sizes", &[]);
     r.assert_no_mismatch();
     assert_eq!(r.clock, clock(&[(1795660433, 1795660569)]));
     assert_eq!(r.findings(), vec![]);
@@ -1156,8 +1133,7 @@ fn d_sizes() {
 
 #[test]
 fn e_memb() {
-    let dir = corpus_or_skip!();
-    let r = replay(&dir, "e_memb", &[]);
+    let r = replay("e_memb", &[]);
     r.assert_plain();
     assert_eq!(r.clock, clock(&[(1795660228, 1795660599)]));
     assert_eq!(r.not_deliveries(), vec![]);
@@ -1167,8 +1143,7 @@ fn e_memb() {
 
 #[test]
 fn f_ring() {
-    let dir = corpus_or_skip!();
-    let r = replay(&dir, "f_ring", &[]);
+    let r = replay("f_ring", &[]);
     r.assert_plain();
     // Two ring memberships: the first ring, and the one after n3 crashed.
     assert_eq!(
@@ -1186,9 +1161,8 @@ fn f_ring() {
 
 #[test]
 fn g_endian_be() {
-    let dir = corpus_or_skip!();
     // `be` ran the C library on big-endian powerpc64.
-    let r = replay(&dir, "g_endian_be", &["#be#n1"]);
+    let r = replay("g_endian_be", &["#be#n1"]);
     r.assert_plain();
     assert_eq!(r.clock, clock(&[(1795660304, 1795660677)]));
     assert_eq!(r.not_deliveries(), vec![]);
@@ -1198,8 +1172,7 @@ fn g_endian_be() {
 
 #[test]
 fn h_violations() {
-    let dir = corpus_or_skip!();
-    let r = replay(&dir, "h_violations", &[]);
+    let r = replay("h_violations", &[]);
     r.assert_no_mismatch();
     assert_eq!(r.clock, clock(&[(1795660329, 1795660703)]));
     assert_eq!(r.tails(), vec![]);
