@@ -52,7 +52,7 @@ const PER_SENDER: u16 = 60;
 /// SPREAD_BE_RUNNER="qemu-ppc64-static -L /usr/powerpc64-linux-gnu" \
 ///   cargo test -p spread-daemon --test mixed_endian -- --nocapture
 /// ```
-fn be_command() -> Option<Vec<String>> {
+fn be_command(test: &str) -> Option<Vec<String>> {
     let daemon = std::env::var("SPREAD_BE_DAEMON")
         .ok()
         .filter(|s| !s.is_empty());
@@ -60,7 +60,7 @@ fn be_command() -> Option<Vec<String>> {
         .ok()
         .filter(|s| !s.is_empty());
     let (Some(daemon), Some(runner)) = (daemon, runner) else {
-        println!("SKIPPED: mixed_endian ring: set SPREAD_BE_DAEMON and SPREAD_BE_RUNNER (see the comment of be_command in daemon/tests/mixed_endian.rs)");
+        skip(test, "set SPREAD_BE_DAEMON and SPREAD_BE_RUNNER (see the comment of be_command in daemon/tests/mixed_endian.rs)");
         return None;
     };
     // Tests run in daemon/; a relative path may also be from the workspace root.
@@ -73,6 +73,23 @@ fn be_command() -> Option<Vec<String>> {
     let mut argv: Vec<String> = runner.split_whitespace().map(String::from).collect();
     argv.push(daemon);
     Some(argv)
+}
+
+/// Says why `test` did not run: a `SKIPPED:` line, and the same line in the file
+/// SPREAD_SKIP_LOG names, from which `cargo xtask ci` lists every skipped test.
+fn skip(test: &str, reason: &str) {
+    println!("SKIPPED: {test}: {reason}");
+    if let Some(log) = std::env::var_os("SPREAD_SKIP_LOG") {
+        use std::io::Write;
+        let line = format!("{test}: {reason}\n");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log);
+        if let Err(e) = file.and_then(|mut f| f.write_all(line.as_bytes())) {
+            panic!("{test}: writing the skip to {}: {e}", log.to_string_lossy());
+        }
+    }
 }
 
 fn service_of(round: u16) -> Service {
@@ -198,7 +215,7 @@ fn await_view(clients: &mut [Mailbox], members: &[&str]) -> Duration {
 
 #[test]
 fn big_endian_daemon_in_a_little_endian_ring() {
-    let Some(be) = be_command() else {
+    let Some(be) = be_command("big_endian_daemon_in_a_little_endian_ring") else {
         return;
     };
     let started = Instant::now();
@@ -214,7 +231,7 @@ fn big_endian_daemon_in_a_little_endian_ring() {
 /// words between a big-endian Rust daemon and little-endian C ones.
 #[test]
 fn big_endian_daemon_in_a_ring_with_c_daemons() {
-    let Some(be) = be_command() else {
+    let Some(be) = be_command("big_endian_daemon_in_a_ring_with_c_daemons") else {
         return;
     };
     let Some(prefix) = c_spread_or_skip("big_endian_daemon_in_a_ring_with_c_daemons") else {

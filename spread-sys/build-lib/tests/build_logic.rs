@@ -194,7 +194,10 @@ fn a_spread_pc_for_pkg_config() {
         .output()
         .is_err()
     {
-        println!("SKIPPED: a_spread_pc_for_pkg_config: no pkg-config on this machine");
+        skip(
+            "a_spread_pc_for_pkg_config",
+            "no pkg-config on this machine",
+        );
         return;
     }
     let dir = TempDir::new("pc");
@@ -398,6 +401,23 @@ fn the_sysroot_may_come_from_bindgen_extra_clang_args() {
 
 // bindgen: these need libclang, which CI installs (libclang-dev).
 
+/// Says why `test` did not run: a `SKIPPED:` line, and the same line in the file
+/// SPREAD_SKIP_LOG names, from which `cargo xtask ci` lists every skipped test.
+fn skip(test: &str, reason: &str) {
+    println!("SKIPPED: {test}: {reason}");
+    if let Some(log) = std::env::var_os("SPREAD_SKIP_LOG") {
+        use std::io::Write;
+        let line = format!("{test}: {reason}\n");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log);
+        if let Err(e) = file.and_then(|mut f| f.write_all(line.as_bytes())) {
+            panic!("{test}: writing the skip to {}: {e}", log.to_string_lossy());
+        }
+    }
+}
+
 fn libclang_or_skip(test: &str) -> bool {
     match clang_sys::load() {
         Ok(()) => true,
@@ -406,7 +426,7 @@ fn libclang_or_skip(test: &str) -> bool {
              (Debian: apt-get install libclang-dev): {e}"
         ),
         Err(e) => {
-            println!("SKIPPED: {test}: no libclang ({e}); install libclang-dev");
+            skip(test, &format!("no libclang ({e}); install libclang-dev"));
             false
         }
     }
