@@ -152,7 +152,7 @@ fn raise_open_file_limit() {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: plain POSIX calls on a local struct.
+    // SAFETY: getrlimit writes only into `lim`, a local rlimit, and setrlimit only reads it.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max.min(65_536);

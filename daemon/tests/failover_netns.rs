@@ -164,7 +164,8 @@ impl Hosts {
         let path = format!("/var/run/netns/{}", self.ns("cl"));
         std::thread::spawn(move || {
             let ns = std::fs::File::open(&path).unwrap();
-            // SAFETY: a valid namespace fd; setns changes only this thread's namespace.
+            // SAFETY: `ns` is an open namespace file for the whole call, and setns changes only
+            // this thread's network namespace, which no other code shares.
             let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
             assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
             f()
@@ -265,10 +266,8 @@ fn blocking_client(hosts: &Hosts, fault: Fault) -> Outcome {
         std::thread::spawn(move || {
             let ns = std::fs::File::open(&path).unwrap();
             // SAFETY: as in `in_client_host`.
-            assert_eq!(
-                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0
-            );
+            let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0);
             let mut f = spread::Failover::connect(&options()).unwrap();
             f.join(GROUP).unwrap();
             let me = f.private_group().unwrap();
@@ -325,10 +324,8 @@ fn async_client(hosts: &Hosts, fault: Fault) -> Outcome {
     let client = std::thread::spawn(move || {
         let ns = std::fs::File::open(&path).unwrap();
         // SAFETY: as in `in_client_host`; a current-thread runtime keeps every socket here.
-        assert_eq!(
-            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
+        let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -56,7 +56,8 @@ mod sys {
 
     fn set_auth(method: &str) {
         let name = CString::new(method).unwrap();
-        // The library copies the name.
+        // SAFETY: `name` is NUL-terminated and the library copies it; `accept_auth` is a
+        // plain function that touches nothing, and the data pointer it is given is never read.
         let ret = unsafe {
             spread_sys::SP_set_auth_method(name.as_ptr(), Some(accept_auth), std::ptr::null_mut())
         };
@@ -82,6 +83,9 @@ mod sys {
             if auth != "NULL" {
                 set_auth(auth);
             }
+            // SAFETY: the strings are NUL-terminated and live across the call (a null name
+            // asks the daemon for one); `mbox` and `group` are ours to write, `group` with the
+            // MAX_GROUP_NAME bytes the library writes at most.
             let ret = unsafe {
                 spread_sys::SP_connect_timeout(
                     c_daemon.as_ptr(),
@@ -103,6 +107,8 @@ mod sys {
             if ret != spread_sys::ACCEPT_SESSION {
                 return Err(ret);
             }
+            // SAFETY: `group` started zeroed and the accepted connect wrote a NUL-terminated
+            // name shorter than it, so it holds a NUL within bounds.
             let private_group = unsafe { CStr::from_ptr(group.as_ptr()) }
                 .to_string_lossy()
                 .into_owned();
@@ -154,11 +160,14 @@ mod sys {
     impl Client for SysClient {
         fn join(&mut self, group: &str) -> i32 {
             let g = CString::new(group).unwrap();
+            // SAFETY: `g` is NUL-terminated and outlives the call; the library checks `mbox`
+            // against its session table, so a closed one only gets ILLEGAL_SESSION.
             unsafe { spread_sys::SP_join(self.mbox, g.as_ptr()) }
         }
 
         fn leave(&mut self, group: &str) -> i32 {
             let g = CString::new(group).unwrap();
+            // SAFETY: as in `join`.
             unsafe { spread_sys::SP_leave(self.mbox, g.as_ptr()) }
         }
 
@@ -171,6 +180,8 @@ mod sys {
         ) -> i32 {
             let ret = if groups.len() == 1 {
                 let g = CString::new(groups[0].as_str()).unwrap();
+                // SAFETY: `g` is NUL-terminated, and the library reads `data.len()` bytes
+                // of `data`; both outlive the call. A stale `mbox` gets ILLEGAL_SESSION.
                 unsafe {
                     spread_sys::SP_multicast(
                         self.mbox,
@@ -183,6 +194,9 @@ mod sys {
                 }
             } else {
                 let array = group_array(groups);
+                // SAFETY: `array` holds `array.len()` names of 32 bytes, each NUL-terminated
+                // (group_array keeps at most 31 bytes), and `data` `data.len()` bytes; both
+                // outlive the call.
                 unsafe {
                     spread_sys::SP_multigroup_multicast(
                         self.mbox,
@@ -210,6 +224,8 @@ mod sys {
                     events: libc::POLLIN,
                     revents: 0,
                 };
+                // SAFETY: one valid pollfd, ours for the call; an fd that is not open only
+                // sets POLLNVAL.
                 let n = unsafe { libc::poll(&mut pfd, 1, wait.as_millis() as c_int) };
                 if n == 0 {
                     return Ok(None);
@@ -220,6 +236,9 @@ mod sys {
             let mut num_groups: c_int = 0;
             let mut mess_type: i16 = 0;
             let mut endian_mismatch: c_int = 0;
+            // SAFETY: every out-pointer is ours to write: `sender` has the 32 bytes of a group
+            // name, and the library writes at most `self.groups.len()` names and
+            // `self.buf.len()` bytes, the capacities it is given.
             let ret = unsafe {
                 spread_sys::SP_receive(
                     self.mbox,
@@ -265,6 +284,7 @@ mod sys {
 
         fn disconnect(&mut self) -> i32 {
             self.alive = false;
+            // SAFETY: takes only the mailbox number, which the library checks.
             unsafe { spread_sys::SP_disconnect(self.mbox) }
         }
     }
@@ -272,6 +292,7 @@ mod sys {
     impl Drop for SysClient {
         fn drop(&mut self) {
             if self.alive {
+                // SAFETY: takes only the mailbox number, which the library checks.
                 unsafe { spread_sys::SP_disconnect(self.mbox) };
             }
         }
@@ -284,10 +305,13 @@ mod sys {
             body.get(at..at + 4)
                 .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
         };
+        // SAFETY: these three take nothing and return a constant offset.
         let gid_at = unsafe { spread_sys::SP_get_gid_offset_memb_mess() } as usize;
         let group_id = [int(gid_at)?, int(gid_at + 4)?, int(gid_at + 8)?];
         let vs_set = if kind & svc::REG_MEMB != 0 {
+            // SAFETY: as above.
             let num_at = unsafe { spread_sys::SP_get_num_vs_offset_memb_mess() } as usize;
+            // SAFETY: as above.
             let set_at = unsafe { spread_sys::SP_get_vs_set_offset_memb_mess() } as usize;
             let n = int(num_at)? as usize;
             Some(

@@ -31,7 +31,9 @@ fn connect(daemon: &str, group: &CStr) -> Option<Session> {
         sec: 0,
         usec: 500_000,
     };
-    // SAFETY: every pointer is valid for the call; private_group has MAX_GROUP_NAME bytes.
+    // SAFETY: `daemon` and `name` are NUL-terminated and outlive the call; `mbox` and
+    // `private_group` are ours to write, the latter with the MAX_GROUP_NAME bytes the library
+    // writes at most.
     let ret = unsafe {
         SP_connect_timeout(
             daemon.as_ptr(),
@@ -46,11 +48,13 @@ fn connect(daemon: &str, group: &CStr) -> Option<Session> {
     if ret != ACCEPT_SESSION {
         return None;
     }
-    // SAFETY: the library wrote a NUL-terminated name.
+    // SAFETY: `private_group` started zeroed and the accepted connect wrote a NUL-terminated
+    // name shorter than it, so a NUL lies within it.
     let private_group = unsafe { CStr::from_ptr(private_group.as_ptr()) }
         .to_string_lossy()
         .into_owned();
-    // SAFETY: mbox is an open session; group is NUL-terminated.
+    // SAFETY: `group` is NUL-terminated and outlives the call; the library checks `mbox`
+    // against its session table.
     if unsafe { SP_join(mbox, group.as_ptr()) } < 0 {
         return None;
     }
@@ -69,7 +73,9 @@ fn until_in_view(s: &Session, group: &str) -> Result<(), i32> {
     let mut mess = vec![0 as core::ffi::c_char; 200_000];
     loop {
         let (mut service, mut num_groups, mut mess_type, mut mismatch) = (0, 0, 0i16, 0);
-        // SAFETY: buffers sized as the lengths passed say.
+        // SAFETY: every out-pointer is ours to write, and the library writes at most the
+        // capacities passed: MAX_GROUPS names into `groups`, `mess.len()` bytes into `mess`,
+        // one MAX_GROUP_NAME name into `sender`.
         let ret = unsafe {
             SP_receive(
                 s.mbox,
@@ -87,15 +93,16 @@ fn until_in_view(s: &Session, group: &str) -> Result<(), i32> {
         if ret < 0 {
             return Err(ret);
         }
-        // SAFETY: the library NUL-terminates names.
+        // SAFETY: `sender` is MAX_GROUP_NAME bytes, and names are at most MAX_GROUP_NAME - 1
+        // bytes plus their NUL, so a NUL lies within it.
         let from = unsafe { CStr::from_ptr(sender.as_ptr()) }.to_string_lossy();
         if service & REG_MEMB_MESS != 0 && from == group {
             let members = &groups[..num_groups.max(0) as usize];
-            // SAFETY: as above.
-            if members
-                .iter()
-                .any(|m| unsafe { CStr::from_ptr(m.as_ptr()) }.to_string_lossy() == s.private_group)
-            {
+            let is_us = |m: &[core::ffi::c_char; MAX_GROUP_NAME as usize]| {
+                // SAFETY: as for `sender`: a name and its NUL fit in MAX_GROUP_NAME bytes.
+                unsafe { CStr::from_ptr(m.as_ptr()) }.to_string_lossy() == s.private_group
+            };
+            if members.iter().any(is_us) {
                 return Ok(());
             }
         }
@@ -132,7 +139,8 @@ fn main() {
             }
         };
         let detected = unix_ms();
-        // SAFETY: ending the failed session frees the library's state for it.
+        // SAFETY: takes only the mailbox number, which the library checks; ending the failed
+        // session frees the library's state for it.
         unsafe { SP_disconnect(session.mbox) };
         let lost = daemons[at].clone();
         session = loop {

@@ -28,6 +28,8 @@
 //! let name = CString::new("alice").unwrap();
 //! let mut mbox: mailbox = 0;
 //! let mut private_group = [0 as core::ffi::c_char; MAX_GROUP_NAME as usize];
+//! // SAFETY: the strings are NUL-terminated and outlive the call; private_group has the
+//! // MAX_GROUP_NAME bytes SP_connect writes into.
 //! let ret = unsafe {
 //!     SP_connect(daemon.as_ptr(), name.as_ptr(), 0, 1, &mut mbox, private_group.as_mut_ptr())
 //! };
@@ -39,7 +41,12 @@
 
 mod generated {
     #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
-    #![allow(clippy::all, unsafe_op_in_unsafe_fn)]
+    // bindgen's output, not ours to annotate (its unsafe blocks zero-fill plain C structs).
+    #![allow(
+        clippy::all,
+        clippy::undocumented_unsafe_blocks,
+        unsafe_op_in_unsafe_fn
+    )]
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 #[test]
 fn the_linked_library_is_the_3_17_of_the_header() {
     let (mut major, mut minor, mut patch) = (0, 0, 0);
+    // SAFETY: three ints of ours for the library to write.
     let ok = unsafe { SP_version(&mut major, &mut minor, &mut patch) };
     assert_eq!(ok, 1);
     assert_eq!((major, minor), (3, 17));
@@ -68,6 +69,7 @@ fn the_c_constants_equal_the_rust_implementations() {
 #[test]
 fn the_membership_body_offsets_are_3_17s() {
     // group_id (12 bytes), then the number of vs_set members, then their names.
+    // SAFETY: these take nothing and return a constant offset.
     unsafe {
         assert_eq!(SP_get_gid_offset_memb_mess(), 0);
         assert_eq!(SP_get_num_vs_offset_memb_mess(), 12);
@@ -102,6 +104,9 @@ fn connect(daemon: &str) -> i32 {
     let mut mbox: mailbox = -1;
     let mut group = [0 as c_char; MAX_GROUP_NAME as usize];
     let timeout = sp_time { sec: 2, usec: 0 };
+    // SAFETY: `daemon` and `name` are NUL-terminated and outlive the call; `mbox` and
+    // `group` are ours to write, `group` with the MAX_GROUP_NAME bytes the library writes at
+    // most. The lock keeps the library's non-reentrant resolver to one thread.
     unsafe {
         SP_connect_timeout(
             daemon.as_ptr(),
