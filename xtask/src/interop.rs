@@ -5,6 +5,7 @@
 //! docs/interop.md and docs/interop.json.
 
 use crate::cspread;
+use crate::flags::InteropArgs;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
@@ -12,20 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 use xshell::{cmd, Shell};
-
-#[derive(clap::Args)]
-pub struct InteropArgs {
-    /// Prefix of an installed C Spread 3.17 (else SPREAD_C_PREFIX, PATH, /usr/local).
-    #[arg(long)]
-    c_prefix: Option<PathBuf>,
-    /// Only the all-Rust ring with spread-rs (written to target/interop-quick unless --out
-    /// says otherwise, so docs keep the whole matrix).
-    #[arg(long)]
-    quick: bool,
-    /// Where interop.md and interop.json go (default: docs).
-    #[arg(long)]
-    out: Option<PathBuf>,
-}
 
 /// One cell as the runner reports it.
 #[derive(Clone, Debug, Serialize, Deserialize)]

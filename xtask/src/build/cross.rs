@@ -5,102 +5,17 @@
 //! and gcc-multilib remove each other).
 //!
 //! `--target all` takes every platform of docs/platforms.md as far as this machine allows
-//! (see platforms.rs), with this module's cross build as its tier-1 path.
+//! (see all.rs), with this module's cross build as its tier-1 path.
 
+use super::cargo_test::run_tests;
+use super::record::{Record, Status};
+use super::targets::Target;
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-#[derive(clap::Args)]
-pub struct BuildArgs {
-    /// The Rust target triple: aarch64-, powerpc64- or s390x-unknown-linux-gnu; or `all`:
-    /// every platform as far as this machine allows, written to platforms/platforms.json
-    /// and docs/platforms.md.
-    #[arg(long)]
-    target: String,
-    /// Also run, under qemu, the test suites that start no processes (codecs, the client
-    /// library, the daemon core, replays of the C captures), and for a big-endian target
-    /// the mixed-endian ring test.
-    #[arg(long)]
-    test: bool,
-    /// With `--target all`: build nothing, only render docs/platforms.md again from
-    /// platforms/platforms.json.
-    #[arg(long)]
-    render_only: bool,
-}
-
-pub(crate) struct Target {
-    pub(crate) rust: &'static str,
-    /// The GNU triple: clang's --target, the sysroot under /usr and binutils' prefix.
-    gnu: &'static str,
-    /// Debian's architecture suffix of the cross packages.
-    deb: &'static str,
-    pub(crate) qemu: &'static str,
-    /// lld 14 links aarch64 but neither ELFv1 (big-endian ppc64, Rust's ABI there) nor
-    /// s390x; those link with the target's GNU ld.
-    ld: &'static str,
-    pub(crate) big_endian: bool,
-}
-
-pub(crate) const TARGETS: [Target; 3] = [
-    Target {
-        rust: "aarch64-unknown-linux-gnu",
-        gnu: "aarch64-linux-gnu",
-        deb: "arm64",
-        qemu: "qemu-aarch64-static",
-        ld: "lld",
-        big_endian: false,
-    },
-    Target {
-        rust: "powerpc64-unknown-linux-gnu",
-        gnu: "powerpc64-linux-gnu",
-        deb: "ppc64",
-        qemu: "qemu-ppc64-static",
-        ld: "bfd",
-        big_endian: true,
-    },
-    Target {
-        rust: "s390x-unknown-linux-gnu",
-        gnu: "s390x-linux-gnu",
-        deb: "s390x",
-        qemu: "qemu-s390x-static",
-        ld: "bfd",
-        big_endian: true,
-    },
-];
-
-pub fn run(sh: &Shell, args: BuildArgs) -> anyhow::Result<()> {
-    if args.target == "all" {
-        return crate::platforms::run(sh, args.render_only);
-    }
-    if args.render_only {
-        bail!("--render-only goes with --target all");
-    }
-    let Some(t) = TARGETS.iter().find(|t| t.rust == args.target) else {
-        let known: Vec<_> = TARGETS.iter().map(|t| t.rust).collect();
-        bail!(
-            "unknown target {}; known: {}, or all",
-            args.target,
-            known.join(", ")
-        );
-    };
-    let mut rec = crate::platforms::Record::default();
-    cross(sh, t, args.test, &mut rec)?;
-    if rec.tests.failed > 0 {
-        bail!("{} test(s) failed under {}", rec.tests.failed, t.qemu);
-    }
-    Ok(())
-}
-
 /// The cross build (and with `test`, the suites under qemu) of one Linux target; the
 /// steps it gets through and the tests it counts go into `rec`.
-pub(crate) fn cross(
-    sh: &Shell,
-    t: &Target,
-    test: bool,
-    rec: &mut crate::platforms::Record,
-) -> anyhow::Result<()> {
-    use crate::platforms::Status;
-
+pub(crate) fn cross(sh: &Shell, t: &Target, test: bool, rec: &mut Record) -> anyhow::Result<()> {
     let installed = cmd!(sh, "rustup target list --installed").read()?;
     if installed.lines().any(|l| l.trim() == t.rust) {
         println!("rustup target {}: already installed", t.rust);
@@ -218,7 +133,7 @@ pub(crate) fn cross(
                 .env(format!("CARGO_TARGET_{var}_LINKER"), "clang")
                 .env(format!("CARGO_TARGET_{var}_RUSTFLAGS"), &rustflags)
                 .env(format!("CARGO_TARGET_{var}_RUNNER"), &runner);
-            crate::platforms::run_tests(c, rec)?;
+            run_tests(c, rec)?;
         }
         if t.big_endian {
             println!(
@@ -231,7 +146,7 @@ pub(crate) fn cross(
             )
             .env("SPREAD_BE_DAEMON", &daemon)
             .env("SPREAD_BE_RUNNER", &runner);
-            crate::platforms::run_tests(c, rec)?;
+            run_tests(c, rec)?;
         }
         if rec.tests.failed == 0 {
             rec.steps.run = Status::Ok;

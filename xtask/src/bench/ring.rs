@@ -7,7 +7,7 @@
 //! 3.17 daemon cannot share a broadcast port with another on one host, so C runs only the
 //! first).
 
-use crate::bench::{
+use super::harness::{
     flood_between, free_port, make_readable, ClientKind, DaemonKind, TempDir, Tools,
 };
 use crate::cspread;

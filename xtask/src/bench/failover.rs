@@ -18,7 +18,7 @@
 //! client that fails over the only way 3.17 allows, by itself when `SP_receive` fails
 //! (spread-sys's `failover_watch` example).
 
-use crate::bench::Tools;
+use super::harness::Tools;
 use anyhow::{bail, Context};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
