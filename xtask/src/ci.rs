@@ -21,6 +21,8 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
 fn checks(sh: &Shell, skip_log: &Path) -> anyhow::Result<()> {
     println!("== cargo fmt --check");
     cmd!(sh, "cargo fmt --all -- --check").run()?;
+    println!("== docs/platforms.md is what platforms/platforms.json renders");
+    cmd!(sh, "cargo xtask build --render-only --check").run()?;
     println!("== cargo clippy -D warnings");
     cmd!(sh, "cargo clippy --all-targets --quiet -- -D warnings").run()?;
     println!("== cargo test");
