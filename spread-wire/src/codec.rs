@@ -90,13 +90,6 @@ impl Endian {
     }
 }
 
-/// Takes `N` bytes at `at` from a slice the caller has already length-checked.
-pub(crate) fn array<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&bytes[at..at + N]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,9 @@
 //! 4-byte old-type word between header and names. Both the daemon (reading clients) and the
 //! client (reading its daemon) use [`Frame`].
 
-use crate::codec::{array, Endian};
+use crate::codec::Endian;
 use crate::consts::limits::MAX_GROUP_NAME;
+use crate::cursor::Reader;
 use crate::header::{MessageHeader, HEADER_LEN};
 use crate::names::GroupName;
 
@@ -67,18 +68,23 @@ impl<'a> Frame<'a> {
             FrameLen::NeedMore(_) => panic!("Frame::decode needs a whole message"),
         };
         let (header, writer) = MessageHeader::decode(buf[..HEADER_LEN].try_into().expect("48"));
-        let mut at = HEADER_LEN;
-        let old_type = header.is_reject().then(|| {
-            at += 4;
-            writer.read_u32(array(buf, HEADER_LEN))
-        });
-        let groups_end = at + header.num_groups as usize * MAX_GROUP_NAME;
+        // Frame::len measured the body from these counts, so every read below fits.
+        let mut body = Reader::new(&buf[HEADER_LEN..total], writer, "message body");
+        let old_type = if header.is_reject() {
+            Some(body.u32().expect("measured"))
+        } else {
+            None
+        };
+        let groups = body
+            .take(header.num_groups as usize * MAX_GROUP_NAME)
+            .expect("measured");
+        let data = body.take(body.remaining()).expect("measured");
         Ok(Frame {
             header,
             writer,
             old_type,
-            groups: &buf[at..groups_end],
-            data: &buf[groups_end..total],
+            groups,
+            data,
         })
     }
 

@@ -5,9 +5,11 @@
 //! `type`. `hint` is special: it carries the *originating client's* marker and travels
 //! untouched through every daemon, so receivers decode it by its own marker.
 
-use crate::codec::{array, Endian, ENDIAN_MARKER};
+use crate::codec::{Endian, ENDIAN_MARKER};
 use crate::consts::service;
+use crate::cursor::Reader;
 use crate::names::GroupName;
+use crate::ring::WireError;
 
 pub const HEADER_LEN: usize = 48;
 
@@ -66,15 +68,23 @@ impl MessageHeader {
     /// Like the C code, only `type`, `num_groups` and `data_len` follow the writer's order;
     /// the hint stays raw.
     pub fn decode(bytes: &[u8; HEADER_LEN]) -> (MessageHeader, Endian) {
-        let writer = Endian::of_type_word(array(bytes, 0));
-        let header = MessageHeader {
-            msg_type: writer.read_u32(array(bytes, 0)) & !ENDIAN_MARKER,
-            private_group: GroupName(array(bytes, 4)),
-            num_groups: writer.read_i32(array(bytes, 36)),
-            hint: Hint(array(bytes, 40)),
-            data_len: writer.read_i32(array(bytes, 44)),
-        };
+        let type_word = bytes.first_chunk().expect("48 bytes");
+        let writer = Endian::of_type_word(*type_word);
+        let header = MessageHeader::read(Reader::new(bytes, writer, "message header"))
+            .expect("48 bytes hold exactly one header");
         (header, writer)
+    }
+
+    fn read(mut r: Reader<'_>) -> Result<MessageHeader, WireError> {
+        let header = MessageHeader {
+            msg_type: r.u32()? & !ENDIAN_MARKER,
+            private_group: GroupName(r.array()?),
+            num_groups: r.i32()?,
+            hint: Hint(r.array()?),
+            data_len: r.i32()?,
+        };
+        r.finish()?;
+        Ok(header)
     }
 
     /// Encodes in `endian`, stamping that order's marker on the type word.

@@ -21,6 +21,7 @@
 
 pub mod codec;
 pub mod consts;
+mod cursor;
 pub mod frame;
 pub mod handshake;
 pub mod header;

@@ -7,9 +7,11 @@
 //! ```
 //! All integers are in the delivering daemon's order (the header's marker says which).
 
-use crate::codec::{array, Endian};
+use crate::codec::Endian;
 use crate::consts::limits::MAX_GROUP_NAME;
+use crate::cursor::Reader;
 use crate::names::GroupName;
+use crate::ring::WireError;
 
 pub const GROUP_ID_LEN: usize = 12;
 
@@ -37,16 +39,18 @@ impl GroupId {
         out
     }
 
+    /// Decodes the first [`GROUP_ID_LEN`] bytes; `None` if there are fewer.
     pub fn decode(bytes: &[u8], endian: Endian) -> Option<GroupId> {
-        if bytes.len() < GROUP_ID_LEN {
-            return None;
-        }
-        Some(GroupId {
+        GroupId::read(&mut Reader::new(bytes, endian, "group id")).ok()
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<GroupId, WireError> {
+        Ok(GroupId {
             memb_id: MembershipId {
-                proc_id: endian.read_u32(array(bytes, 0)),
-                time: endian.read_i32(array(bytes, 4)),
+                proc_id: r.u32()?,
+                time: r.i32()?,
             },
-            index: endian.read_i32(array(bytes, 8)),
+            index: r.i32()?,
         })
     }
 }
@@ -75,10 +79,10 @@ impl RegularBody {
 
     /// Decodes a body; `None` if the counts do not fit the bytes.
     pub fn decode(bytes: &[u8], endian: Endian) -> Option<RegularBody> {
-        let group_id = GroupId::decode(bytes, endian)?;
-        let num_vs = endian.read_i32(array(bytes.get(12..16)?, 0));
-        let num_vs = usize::try_from(num_vs).ok()?;
-        let names = bytes.get(16..16 + num_vs.checked_mul(MAX_GROUP_NAME)?)?;
+        let mut r = Reader::new(bytes, endian, "regular membership body");
+        let group_id = GroupId::read(&mut r).ok()?;
+        let num_vs = usize::try_from(r.i32().ok()?).ok()?;
+        let names = r.take(num_vs.checked_mul(MAX_GROUP_NAME)?).ok()?;
         let vs_set = names
             .chunks(MAX_GROUP_NAME)
             .map(GroupName::from_field)

@@ -23,6 +23,7 @@
 
 use crate::codec::Endian;
 use crate::consts::service;
+use crate::cursor::Reader;
 use crate::header::{Hint, MessageHeader, HEADER_LEN};
 use crate::names::GroupName;
 
@@ -56,8 +57,10 @@ pub fn encode_request(private_group: &GroupName, hold_ms: u32, endian: Endian) -
 /// The `hold_ms` of a probe request's body (written in `endian`, the header's order);
 /// `None` if the body is not 4 bytes.
 pub fn decode_request_body(body: &[u8], endian: Endian) -> Option<u32> {
-    let bytes: [u8; 4] = body.try_into().ok()?;
-    Some(endian.read_u32(bytes))
+    let mut r = Reader::new(body, endian, "probe request body");
+    let hold_ms = r.u32().ok()?;
+    r.finish().ok()?;
+    Some(hold_ms)
 }
 
 /// A whole probe answer as the daemon writes it.

@@ -19,10 +19,10 @@
 //! first 8 bytes, which the new ring's leader overwrites with the new ring id: until then
 //! those 8 bytes are the leading bytes of the old `reps_info`.
 
-use super::cursor::{checked_count, i16_count, Reader, Writer};
 use super::memb::{RepInfo, MAX_REPS, REP_INFO_LEN};
 use super::{Limits, WireError, MAX_PROCS_RING};
 use crate::codec::Endian;
+use crate::cursor::{checked_count, i16_count, Reader, Writer};
 use crate::membership::MembershipId;
 
 /// Bytes of the full `members_info`.

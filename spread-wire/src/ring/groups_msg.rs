@@ -15,10 +15,10 @@
 //! A daemon with no local members sends the 8-byte id alone. Names keep all 32 bytes as
 //! they travelled, bytes after the NUL included.
 
-use super::cursor::{checked_count, i16_count, Reader, Writer};
 use super::WireError;
 use crate::codec::Endian;
 use crate::consts::limits::MAX_GROUP_NAME;
+use crate::cursor::{checked_count, i16_count, Reader, Writer};
 use crate::membership::{GroupId, MembershipId, GROUP_ID_LEN};
 use crate::names::GroupName;
 

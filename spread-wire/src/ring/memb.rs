@@ -13,10 +13,10 @@
 //! Daemon ids are IPv4 addresses as host-order integers (127.0.0.1 is 0x7f000001), the same
 //! convention as [`MembershipId::proc_id`].
 
-use super::cursor::{checked_count, i16_count, Reader, Writer};
 use super::packet::{packet_type, PacketHeader};
 use super::{Limits, WireError};
 use crate::codec::Endian;
+use crate::cursor::{checked_count, i16_count, Reader, Writer};
 use crate::membership::MembershipId;
 
 /// Entries of the rep array (`MAX_REPS`).

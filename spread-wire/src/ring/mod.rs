@@ -17,7 +17,6 @@
 //! stale and uninitialised bytes a C daemon puts on the wire, so captured traffic re-encodes
 //! byte for byte.
 
-mod cursor;
 pub mod dispatch;
 pub mod form;
 pub mod groups_msg;

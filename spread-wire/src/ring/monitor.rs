@@ -12,10 +12,10 @@
 //!                 window, -1 = unchanged
 //! ```
 
-use super::cursor::{Reader, Writer};
 use super::packet::{packet_type, PacketHeader};
 use super::{WireError, MAX_PROCS_RING};
 use crate::codec::Endian;
+use crate::cursor::{Reader, Writer};
 use crate::membership::MembershipId;
 
 /// What `memb_id.proc_id` holds in every monitor request.

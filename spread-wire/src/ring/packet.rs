@@ -18,9 +18,9 @@
 //! transmitter id); every header of the datagram is read in the first header's order, and
 //! the datagram is refused unless the headers' lengths account for every byte.
 
-use super::cursor::{Reader, Writer};
 use super::{Limits, WireError, MAX_DATAGRAM};
 use crate::codec::{Endian, ENDIAN_MARKER};
+use crate::cursor::{Reader, Writer};
 use crate::membership::MembershipId;
 
 /// Bytes of a `packet_header`.

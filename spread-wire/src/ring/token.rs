@@ -19,10 +19,10 @@
 //!
 //! [`PacketHeader`]: super::PacketHeader
 
-use super::cursor::{checked_count, i16_count, Reader, Writer};
 use super::packet::packet_type;
 use super::{Limits, WireError, MAX_DATAGRAM};
 use crate::codec::{Endian, ENDIAN_MARKER};
+use crate::cursor::{checked_count, i16_count, Reader, Writer};
 use crate::membership::MembershipId;
 
 /// Bytes of a `token_header`.

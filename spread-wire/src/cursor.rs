@@ -1,10 +1,10 @@
-//! A checked reader and a writer over one byte order, shared by the ring codecs.
+//! A checked reader and a writer over one byte order, shared by the client and ring codecs.
 //!
 //! Every read is bounds-checked and returns [`WireError::Truncated`] instead of panicking;
 //! [`Reader::finish`] refuses leftover bytes, so a decoder accepts exactly one layout.
 
-use super::WireError;
-use crate::codec::{array, Endian};
+use crate::codec::Endian;
+use crate::ring::WireError;
 
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
@@ -41,7 +41,8 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
-        self.take(N).map(|b| array(b, 0))
+        self.take(N)
+            .map(|b| b.try_into().expect("take returned N bytes"))
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, WireError> {
