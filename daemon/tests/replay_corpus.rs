@@ -32,7 +32,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The daemon of every replayed scenario, as in the corpus' spread-1.conf.
+/// The daemon of every replayed scenario, as the corpus was captured with it (n1 on
+/// 127.0.0.11; see testdata/spread-3.17.3/README.md).
 const DAEMON_NAME: &str = "n1";
 const DAEMON_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 const DAEMON_ADDR: &str = "127.0.0.11:4803";
