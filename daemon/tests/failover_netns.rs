@@ -51,7 +51,7 @@ impl Hosts {
             SERIAL.fetch_add(1, Ordering::Relaxed)
         );
         if !root || !ip(&["netns", "add", &format!("{prefix}-sw")]) {
-            println!("SKIPPED: {test}: needs root and iproute2 to create network namespaces");
+            common::skip(test, "needs root and iproute2 to create network namespaces");
             return None;
         }
         let dir = common::TempDir::new("netns");
@@ -69,7 +69,10 @@ impl Hosts {
         };
         if let Err(step) = hosts.wire() {
             // A container may allow `ip netns add` and still refuse veth or bridges.
-            println!("SKIPPED: {test}: cannot build the test network ({step} failed)");
+            common::skip(
+                test,
+                &format!("cannot build the test network ({step} failed)"),
+            );
             return None;
         }
         Some(hosts)

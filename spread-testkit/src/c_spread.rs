@@ -64,8 +64,8 @@ impl CSpread {
         });
         let found = find::find(&env, &Options::new(false)).map_err(|e| match e {
             find::Error::NotFound { tried, .. } => format!(
-                "no C Spread 3.17 installed (set SPREAD_C_PREFIX, or install it in /usr/local); \
-                 tried {}",
+                "no C Spread 3.17 found (set SPREAD_C_PREFIX, or install it in /usr/local); \
+                 tried: {}",
                 tried.join("; ")
             ),
             other => other.to_string(),

@@ -200,7 +200,7 @@ pub fn wait_for_port(ip: Ipv4Addr, port: u16, child: &mut Child, log: &Path) -> 
 }
 
 /// The config of daemon `name` alone in its segment on `ip`.
-pub(crate) fn alone_conf(name: &str, ip: Ipv4Addr, port: u16) -> String {
+pub fn alone_conf(name: &str, ip: Ipv4Addr, port: u16) -> String {
     format!("Spread_Segment 127.0.0.255:{port} {{\n    {name} {ip}\n}}\n")
 }
 

@@ -19,7 +19,9 @@ mod ring;
 mod skip;
 
 pub use c_spread::CSpread;
-pub use daemon::{build_our_daemon, start_alone, wait_for_port, DaemonKind, RunningDaemon};
+pub use daemon::{
+    alone_conf, build_our_daemon, start_alone, wait_for_port, DaemonKind, RunningDaemon,
+};
 pub use dirs::{make_world_readable, TempDir};
 pub use ports::free_port;
 pub use probe::{wait_until_one_ring, wait_until_operational};
