@@ -10,15 +10,11 @@ use spread_scenarios::*;
 /// The daemons to run against: ours always (built if needed), C's when installed.
 fn daemon_kinds(test: &str) -> Vec<DaemonKind> {
     let mut kinds = Vec::new();
-    match c_spread_prefix() {
-        Some(prefix) => kinds.push(DaemonKind::C(prefix)),
-        None => println!(
-            "SKIPPED: {test} against the C daemon: no C Spread 3.17 daemon installed \
-             (set SPREAD_C_PREFIX, or install it in /usr/local)"
-        ),
+    if let Some(c) = CSpread::find_or_skip(&format!("{test} against the C daemon")) {
+        kinds.push(DaemonKind::C(c));
     }
-    match rust_daemon() {
-        Ok(binary) => kinds.push(DaemonKind::Rust(binary)),
+    match build_our_daemon() {
+        Ok(binary) => kinds.push(DaemonKind::rust(binary)),
         Err(e) => panic!("{test}: our daemon: {e}"),
     }
     kinds
