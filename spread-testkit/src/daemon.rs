@@ -158,7 +158,33 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<RunningDaemon, String> {
         dir: None,
     };
     wait_for_port(launch.ip, launch.port, &mut daemon.child, &daemon.log)?;
+    if !launch.kind.is_c() && !launch.args.contains(&"--no-local-socket") {
+        wait_for_local_socket(&daemon.local_socket, &mut daemon.child, &daemon.log)?;
+    }
     Ok(daemon)
+}
+
+/// Ours listens on TCP first and binds its local socket after: a test that connects there
+/// as soon as TCP answers was refused now and then under load.
+fn wait_for_local_socket(path: &Path, child: &mut Child, log: &Path) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "daemon exited ({status}) before listening on {}:\n{}",
+                path.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!(
+        "daemon did not listen on {} within 10 s",
+        path.display()
+    ))
 }
 
 /// Running as root, the C daemon would chroot and switch user: it runs as nobody instead.
