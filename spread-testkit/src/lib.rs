@@ -25,5 +25,5 @@ pub use daemon::{
 pub use dirs::{make_world_readable, TempDir};
 pub use ports::free_port;
 pub use probe::{wait_until_one_ring, wait_until_operational};
-pub use ring::Ring;
+pub use ring::{Layout, Ring};
 pub use skip::skip;

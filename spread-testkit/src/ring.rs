@@ -10,6 +10,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// How a ring's daemons are spread over segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Each daemon alone in its segment (one daemon: the plain one-daemon config).
+    SegmentPerDaemon,
+    /// All in one segment, broadcast 127.255.255.255.
+    OneSegment,
+}
+
 /// A ring of daemons `n1`, `n2`, … on 127.0.0.1, .2, …; daemons are numbered from 1, as
 /// their names and addresses are.
 pub struct Ring {
@@ -31,23 +40,34 @@ impl Ring {
         Ipv4Addr::new(127, 0, 0, n)
     }
 
-    /// The config of `count` daemons, each alone in its segment; one daemon has the plain
-    /// one-daemon config.
-    pub fn conf_text(port: u16, count: u8) -> String {
-        if count == 1 {
-            return alone_conf("n1", Ring::ip(1), port);
+    /// The config of `count` daemons laid out as `layout`.
+    pub fn conf_text(layout: Layout, port: u16, count: u8) -> String {
+        let daemon = |n: u8| format!("    n{n} 127.0.0.{n} {{ D 127.0.0.{n} C 127.0.0.{n} }}\n");
+        match layout {
+            Layout::SegmentPerDaemon if count == 1 => alone_conf("n1", Ring::ip(1), port),
+            Layout::SegmentPerDaemon => (1..=count)
+                .map(|n| format!("Spread_Segment 127.0.0.255:{port} {{\n{}}}\n", daemon(n)))
+                .collect(),
+            Layout::OneSegment => format!(
+                "Spread_Segment 127.255.255.255:{port} {{\n{}}}\n",
+                (1..=count).map(daemon).collect::<String>()
+            ),
         }
-        (1..=count)
-            .map(|n| {
-                format!("Spread_Segment 127.0.0.255:{port} {{\n    n{n} 127.0.0.{n} {{ D 127.0.0.{n} C 127.0.0.{n} }}\n}}\n")
-            })
-            .collect()
     }
 
-    /// Starts one daemon of each of `kinds`, with `conf_extra` after the segments, and
-    /// returns once each listens (not yet ordering messages: see
+    /// Starts one daemon of each of `kinds`, each alone in its segment, with `conf_extra`
+    /// after the segments, and returns once each listens (not yet ordering messages: see
     /// [`Ring::wait_until_one_ring`]).
     pub fn try_start(kinds: Vec<DaemonKind>, conf_extra: &str) -> Result<Ring, String> {
+        Ring::try_start_laid_out(kinds, Layout::SegmentPerDaemon, conf_extra)
+    }
+
+    /// [`Ring::try_start`] with the daemons laid out as `layout`.
+    pub fn try_start_laid_out(
+        kinds: Vec<DaemonKind>,
+        layout: Layout,
+        conf_extra: &str,
+    ) -> Result<Ring, String> {
         let count = u8::try_from(kinds.len()).map_err(|_| "too many daemons")?;
         let ips: Vec<Ipv4Addr> = (1..=count).map(Ring::ip).collect();
         let port = free_port(&ips);
@@ -55,7 +75,7 @@ impl Ring {
         let conf = dir.path().join("spread.conf");
         std::fs::write(
             &conf,
-            format!("{}{conf_extra}", Ring::conf_text(port, count)),
+            format!("{}{conf_extra}", Ring::conf_text(layout, port, count)),
         )
         .map_err(|e| format!("writing {}: {e}", conf.display()))?;
         make_world_readable(dir.path());
@@ -168,5 +188,32 @@ impl Ring {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_daemon_alone_in_its_segment() {
+        assert_eq!(
+            Ring::conf_text(Layout::SegmentPerDaemon, 4803, 2),
+            "Spread_Segment 127.0.0.255:4803 {\n    n1 127.0.0.1 { D 127.0.0.1 C 127.0.0.1 }\n}\n\
+             Spread_Segment 127.0.0.255:4803 {\n    n2 127.0.0.2 { D 127.0.0.2 C 127.0.0.2 }\n}\n"
+        );
+        assert_eq!(
+            Ring::conf_text(Layout::SegmentPerDaemon, 4803, 1),
+            "Spread_Segment 127.0.0.255:4803 {\n    n1 127.0.0.1\n}\n"
+        );
+    }
+
+    #[test]
+    fn all_daemons_in_one_segment() {
+        assert_eq!(
+            Ring::conf_text(Layout::OneSegment, 4803, 2),
+            "Spread_Segment 127.255.255.255:4803 {\n    n1 127.0.0.1 { D 127.0.0.1 C 127.0.0.1 }\n    \
+             n2 127.0.0.2 { D 127.0.0.2 C 127.0.0.2 }\n}\n"
+        );
     }
 }
