@@ -9,11 +9,11 @@ use std::process::{Command, Stdio};
 
 #[test]
 fn spuser_joins_sends_and_receives() {
-    let Some(prefix) = c_spread_or_skip("spuser_joins_sends_and_receives") else {
+    let Some(c) = CSpread::find_or_skip("spuser_joins_sends_and_receives") else {
         return;
     };
     let d = start_rust_daemon("");
-    let mut child = Command::new(prefix.join("bin/spuser"))
+    let mut child = Command::new(&c.spuser)
         .args(["-u", "cu", "-s", &d.address()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -48,12 +48,12 @@ fn spuser_joins_sends_and_receives() {
 
 #[test]
 fn spflooder_completes_in_every_mode() {
-    let Some(prefix) = c_spread_or_skip("spflooder_completes_in_every_mode") else {
+    let Some(c) = CSpread::find_or_skip("spflooder_completes_in_every_mode") else {
         return;
     };
     let d = start_rust_daemon("");
-    let flooder = prefix.join("bin/spflooder");
-    let out = Command::new(&flooder)
+    let flooder = &c.spflooder;
+    let out = Command::new(flooder)
         .args(["-u", "f1", "-m", "5000", "-b", "1000", "-s", &d.address()])
         .output()
         .unwrap();
@@ -62,7 +62,7 @@ fn spflooder_completes_in_every_mode() {
         text.contains("completed multicast of 5000 messages, 1000 bytes each"),
         "{text}"
     );
-    let reader = Command::new(&flooder)
+    let reader = Command::new(flooder)
         .args([
             "-u",
             "r",
@@ -78,7 +78,7 @@ fn spflooder_completes_in_every_mode() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let writer = Command::new(&flooder)
+    let writer = Command::new(flooder)
         .args([
             "-u",
             "w",
@@ -103,7 +103,7 @@ fn spflooder_completes_in_every_mode() {
 
 #[test]
 fn a_libspread_program_passes_every_check() {
-    let Some(prefix) = c_spread_or_skip("a_libspread_program_passes_every_check") else {
+    let Some(c) = CSpread::find_or_skip("a_libspread_program_passes_every_check") else {
         return;
     };
     let dir = TempDir::new("cprog");
@@ -111,9 +111,9 @@ fn a_libspread_program_passes_every_check() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/libspread_smoke.c");
     let cc = Command::new("cc")
         .arg(&src)
-        .arg(format!("-I{}", prefix.join("include").display()))
-        .arg(format!("-L{}", prefix.join("lib").display()))
-        .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()))
+        .arg(format!("-I{}", c.include_dir.display()))
+        .arg(format!("-L{}", c.lib_dir.display()))
+        .arg(format!("-Wl,-rpath,{}", c.lib_dir.display()))
         .args(["-lspread", "-o"])
         .arg(&exe)
         .output()

@@ -66,8 +66,8 @@ fn on_both(test: &str, scenario: fn(&str, bool)) {
     let ours = start_rust_daemon("");
     eprintln!("{test}: against our daemon");
     scenario(&ours.address(), false);
-    if let Some(prefix) = c_spread_or_skip(test) {
-        let c = start_c_daemon(&prefix);
+    if let Some(c_spread) = CSpread::find_or_skip(test) {
+        let c = start_c_daemon(&c_spread);
         eprintln!("{test}: against the C daemon");
         scenario(&c.address(), true);
     }
@@ -363,12 +363,12 @@ fn the_ip_method_admits_whom_the_access_list_names() {
 fn a_malformed_access_list_is_refused_with_its_line() {
     let dir = TempDir::new("acl-bad");
     let conf = dir.0.join("spread.conf");
-    let port = free_port(std::net::Ipv4Addr::LOCALHOST);
+    let port = free_port(&[std::net::Ipv4Addr::LOCALHOST]);
     std::fs::write(
         &conf,
         format!(
             "{}AllowedAuthMethods = IP\n",
-            one_daemon_conf("n1", std::net::Ipv4Addr::LOCALHOST, port)
+            alone_conf("n1", std::net::Ipv4Addr::LOCALHOST, port)
         ),
     )
     .unwrap();

@@ -28,18 +28,18 @@ fn options(name: &str) -> ConnectOptions {
     ConnectOptions::new("").name(name).liveness(Some(fast()))
 }
 
-fn failover_options(ring: &Ring3, name: &str) -> FailoverOptions {
+fn failover_options(ring: &Ring, name: &str) -> FailoverOptions {
     FailoverOptions::new((1..=3).map(|n| ring.address(n)), options(name))
         .connect_timeout(Duration::from_secs(1))
         .give_up_after(Some(WITHIN))
 }
 
-fn addr(ring: &Ring3, n: u8) -> DaemonAddress {
+fn addr(ring: &Ring, n: u8) -> DaemonAddress {
     DaemonAddress::parse(&ring.address(n)).unwrap()
 }
 
 /// SIGCONTs a stopped daemon however the test ends.
-struct Resume<'a>(&'a Ring3, u8);
+struct Resume<'a>(&'a Ring, u8);
 
 impl Drop for Resume<'_> {
     fn drop(&mut self) {
@@ -110,8 +110,8 @@ fn failover_info(e: Event) -> FailoverInfo {
 /// The common part of the blocking failover tests: a Failover client `fo` on n1 in group
 /// `fg`, a plain member on n3; `lose_n1` takes n1 away; then the failover is checked, the
 /// new view, and a message from the failed-over client reaching the other member.
-fn blocking_failover(lose_n1: impl FnOnce(&mut Ring3)) {
-    let mut ring = Ring3::start("");
+fn blocking_failover(lose_n1: impl FnOnce(&mut Ring)) {
+    let mut ring = Ring::start_uniform(&ours(), 3, "");
     let mut f = Failover::connect(&failover_options(&ring, "fo")).unwrap();
     assert_eq!(f.address(), Some(&addr(&ring, 1)));
     f.join("fg").unwrap();
@@ -176,7 +176,7 @@ fn failover_after_the_serving_daemon_hangs() {
 
 #[test]
 fn a_hung_daemon_gives_daemon_timeout_not_a_hang() {
-    let ring = Ring3::start_n("", vec![None, None]);
+    let ring = Ring::start_uniform(&ours(), 2, "");
     let mut m = Mailbox::connect(&options("hung").daemon(ring.address(1))).unwrap();
     assert_eq!(m.liveness().map(|(_, mode)| mode), Some(ProbeMode::Native));
     m.join("hg").unwrap();
@@ -269,10 +269,10 @@ fn read_parsed<T>(
 
 #[test]
 fn a_c_daemon_is_kept_probed_by_no_op_messages_the_application_never_sees() {
-    let Some(prefix) = c_spread_or_skip("a_c_daemon_is_kept_probed_by_no_op_messages") else {
+    let Some(c) = CSpread::find_or_skip("a_c_daemon_is_kept_probed_by_no_op_messages") else {
         return;
     };
-    let daemon = start_c_daemon(&prefix);
+    let daemon = start_c_daemon(&c);
     let mut m = Mailbox::connect(&options("probed").daemon(daemon.address())).unwrap();
     assert_eq!(
         m.liveness().map(|(_, mode)| mode),
@@ -331,7 +331,7 @@ async fn async_until(
 }
 
 async fn async_failover(stop_instead_of_kill: bool) {
-    let mut ring = Ring3::start("");
+    let mut ring = Ring::start_uniform(&ours(), 3, "");
     let mut f = spread::tokio::Failover::connect(&failover_options(&ring, "afo"))
         .await
         .unwrap();
@@ -397,7 +397,7 @@ async fn async_failover_after_the_serving_daemon_hangs() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn async_a_hung_daemon_gives_daemon_timeout_not_a_hang() {
-    let ring = Ring3::start_n("", vec![None, None]);
+    let ring = Ring::start_uniform(&ours(), 2, "");
     let mut m = spread::tokio::Mailbox::connect(&options("ahung").daemon(ring.address(1)))
         .await
         .unwrap();

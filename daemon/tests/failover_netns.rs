@@ -37,23 +37,6 @@ struct Hosts {
     _dir: common::TempDir,
 }
 
-/// Says why `test` did not run: a `SKIPPED:` line, and the same line in the file
-/// SPREAD_SKIP_LOG names, from which `cargo xtask ci` lists every skipped test.
-fn skip(test: &str, reason: &str) {
-    println!("SKIPPED: {test}: {reason}");
-    if let Some(log) = std::env::var_os("SPREAD_SKIP_LOG") {
-        use std::io::Write;
-        let line = format!("{test}: {reason}\n");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log);
-        if let Err(e) = file.and_then(|mut f| f.write_all(line.as_bytes())) {
-            panic!("{test}: writing the skip to {}: {e}", log.to_string_lossy());
-        }
-    }
-}
-
 impl Hosts {
     /// `None` (after printing SKIPPED) where namespaces cannot be made.
     fn create(test: &str) -> Option<Hosts> {
@@ -68,7 +51,7 @@ impl Hosts {
             SERIAL.fetch_add(1, Ordering::Relaxed)
         );
         if !root || !ip(&["netns", "add", &format!("{prefix}-sw")]) {
-            skip(test, "needs root and iproute2 to create network namespaces");
+            common::skip(test, "needs root and iproute2 to create network namespaces");
             return None;
         }
         let dir = common::TempDir::new("netns");
@@ -86,7 +69,7 @@ impl Hosts {
         };
         if let Err(step) = hosts.wire() {
             // A container may allow `ip netns add` and still refuse veth or bridges.
-            skip(
+            common::skip(
                 test,
                 &format!("cannot build the test network ({step} failed)"),
             );

@@ -14,6 +14,7 @@ mod common;
 use common::*;
 use spread::{Event, Mailbox, MembershipChange, Service, ServiceKind};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 /// Emulated, the big-endian daemon runs several times slower than native ones; every wait
@@ -52,7 +53,7 @@ const PER_SENDER: u16 = 60;
 /// SPREAD_BE_RUNNER="qemu-ppc64-static -L /usr/powerpc64-linux-gnu" \
 ///   cargo test -p spread-daemon --test mixed_endian -- --nocapture
 /// ```
-fn be_command(test: &str) -> Option<Vec<String>> {
+fn be_command(test: &str) -> Option<DaemonKind> {
     let daemon = std::env::var("SPREAD_BE_DAEMON")
         .ok()
         .filter(|s| !s.is_empty());
@@ -60,7 +61,7 @@ fn be_command(test: &str) -> Option<Vec<String>> {
         .ok()
         .filter(|s| !s.is_empty());
     let (Some(daemon), Some(runner)) = (daemon, runner) else {
-        skip(test, "set SPREAD_BE_DAEMON and SPREAD_BE_RUNNER (see the comment of be_command in daemon/tests/mixed_endian.rs)");
+        common::skip(test, "set SPREAD_BE_DAEMON and SPREAD_BE_RUNNER (see the comment of be_command in daemon/tests/mixed_endian.rs)");
         return None;
     };
     // Tests run in daemon/; a relative path may also be from the workspace root.
@@ -70,26 +71,9 @@ fn be_command(test: &str) -> Option<Vec<String>> {
         .unwrap_or_else(|e| panic!("SPREAD_BE_DAEMON={daemon}: {e}"))
         .to_string_lossy()
         .into_owned();
-    let mut argv: Vec<String> = runner.split_whitespace().map(String::from).collect();
-    argv.push(daemon);
-    Some(argv)
-}
-
-/// Says why `test` did not run: a `SKIPPED:` line, and the same line in the file
-/// SPREAD_SKIP_LOG names, from which `cargo xtask ci` lists every skipped test.
-fn skip(test: &str, reason: &str) {
-    println!("SKIPPED: {test}: {reason}");
-    if let Some(log) = std::env::var_os("SPREAD_SKIP_LOG") {
-        use std::io::Write;
-        let line = format!("{test}: {reason}\n");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log);
-        if let Err(e) = file.and_then(|mut f| f.write_all(line.as_bytes())) {
-            panic!("{test}: writing the skip to {}: {e}", log.to_string_lossy());
-        }
-    }
+    let mut argv: Vec<OsString> = runner.split_whitespace().map(OsString::from).collect();
+    argv.push(daemon.into());
+    Some(DaemonKind::Rust(argv))
 }
 
 fn service_of(round: u16) -> Service {
@@ -219,7 +203,7 @@ fn big_endian_daemon_in_a_little_endian_ring() {
         return;
     };
     let started = Instant::now();
-    let ring = Ring3::start_with_commands(SLOW_MEMBER_TIMEOUTS, [None, Some(be), None]);
+    let ring = Ring::start(vec![ours(), be, ours()], SLOW_MEMBER_TIMEOUTS);
     println!(
         "ring of n1 (native), n2 (big-endian, emulated), n3 (native) listening after {:?}",
         started.elapsed()
@@ -234,17 +218,13 @@ fn big_endian_daemon_in_a_ring_with_c_daemons() {
     let Some(be) = be_command("big_endian_daemon_in_a_ring_with_c_daemons") else {
         return;
     };
-    let Some(prefix) = c_spread_or_skip("big_endian_daemon_in_a_ring_with_c_daemons") else {
+    let Some(c) = CSpread::find_or_skip("big_endian_daemon_in_a_ring_with_c_daemons") else {
         return;
     };
     let started = Instant::now();
     // 3.17's parser refuses the timeout directives: every daemon runs 3.17's own timeouts
     // (ours through --with-c-daemons), which are long enough for an emulated member.
-    let ring = Ring3::start_mixed_with_commands(
-        "",
-        vec![Some(prefix.clone()), None, Some(prefix)],
-        vec![None, Some(be), None],
-    );
+    let ring = Ring::start(vec![DaemonKind::C(c.clone()), be, DaemonKind::C(c)], "");
     println!(
         "ring of n1 (C 3.17), n2 (ours, big-endian, emulated), n3 (C 3.17) listening after {:?}",
         started.elapsed()
@@ -254,7 +234,7 @@ fn big_endian_daemon_in_a_ring_with_c_daemons() {
 
 /// Clients on all three exchange messages; n2 (big-endian) is killed, the others go on in
 /// a 2-member view; n2 restarts and merges; a last exchange.
-fn kill_and_merge_the_big_endian_daemon(mut ring: Ring3, started: Instant) {
+fn kill_and_merge_the_big_endian_daemon(mut ring: Ring, started: Instant) {
     let all = ["#c1#n1", "#c2#n2", "#c3#n3"];
     let mut clients: Vec<Mailbox> = (1..=3)
         .map(|n| connect_named(&ring.address(n), &format!("c{n}")))

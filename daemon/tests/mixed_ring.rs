@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use spread::{Event, Mailbox, Service};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,10 +77,10 @@ fn await_members(clients: &mut [Mailbox], n: usize) -> Duration {
 
 #[test]
 fn c_and_rust_daemons_in_one_ring() {
-    let Some(prefix) = c_spread_or_skip("c_and_rust_daemons_in_one_ring") else {
+    let Some(c) = CSpread::find_or_skip("c_and_rust_daemons_in_one_ring") else {
         return;
     };
-    let mut ring = Ring3::start_mixed("", [Some(prefix), None, None]);
+    let mut ring = Ring::start(vec![DaemonKind::C(c), ours(), ours()], "");
     let mut clients: Vec<Mailbox> = (1..=3)
         .map(|n| connect_named(&ring.address(n), &format!("c{n}")))
         .collect();
@@ -204,10 +203,10 @@ fn views(events: &[Event]) -> Vec<Vec<String>> {
 /// the clients of the two daemons that stay must each get every message, in order, and see
 /// the same views. Returns the number of messages sent.
 fn replace_under_traffic(
-    ring: &mut Ring3,
+    ring: &mut Ring,
     clients: &mut [Option<Mailbox>; 3],
     n: u8,
-    to_c: Option<PathBuf>,
+    to: DaemonKind,
     tag: u8,
 ) -> u32 {
     let stays: Vec<u8> = (1..=3).filter(|&k| k != n).collect();
@@ -228,7 +227,7 @@ fn replace_under_traffic(
     let started = Instant::now();
     ring.kill(n);
     clients[n as usize - 1] = None;
-    ring.c_members[n as usize - 1] = to_c;
+    ring.kinds[n as usize - 1] = to;
     ring.start_daemon(n);
     let mut fresh = connect_named(&ring.address(n), &format!("c{n}"));
     fresh.join("mix").unwrap();
@@ -252,7 +251,7 @@ fn replace_under_traffic(
         seen[0]
     );
     clients[n as usize - 1] = Some(fresh);
-    let kind = if ring.c_members[n as usize - 1].is_some() {
+    let kind = if ring.kinds[n as usize - 1].is_c() {
         "C"
     } else {
         "Rust"
@@ -264,11 +263,11 @@ fn replace_under_traffic(
 /// The rolling migration of docs/migration.md, forward (C to Rust) and back.
 #[test]
 fn rolling_migration_under_traffic() {
-    let Some(prefix) = c_spread_or_skip("rolling_migration_under_traffic") else {
+    let Some(c_spread) = CSpread::find_or_skip("rolling_migration_under_traffic") else {
         return;
     };
-    let c = || Some(prefix.clone());
-    let mut ring = Ring3::start_mixed("", [c(), c(), c()]);
+    let c = || DaemonKind::C(c_spread.clone());
+    let mut ring = Ring::start(vec![c(), c(), c()], "");
     let mut clients: [Option<Mailbox>; 3] =
         [1, 2, 3].map(|n| Some(connect_named(&ring.address(n), &format!("c{n}"))));
     for m in clients.iter_mut().flatten() {
@@ -279,7 +278,7 @@ fn rolling_migration_under_traffic() {
     }
     let mut forward = 0;
     for (n, tag) in [(1u8, 1u8), (2, 2), (3, 3)] {
-        forward += replace_under_traffic(&mut ring, &mut clients, n, None, tag);
+        forward += replace_under_traffic(&mut ring, &mut clients, n, ours(), tag);
     }
     println!("forward migration done, all three daemons are ours: {forward} messages sent during the three replacements, none lost, duplicated or misordered");
     let mut back = 0;
@@ -332,7 +331,7 @@ fn record_until_closed(
     })
 }
 
-fn join_member(ring: &Ring3, n: u8, serial: usize) -> MemberLog {
+fn join_member(ring: &Ring, n: u8, serial: usize) -> MemberLog {
     let mut m = connect_named(&ring.address(n), &format!("m{serial}"));
     m.join("mix").unwrap();
     let me = m.private_group();
@@ -364,7 +363,7 @@ fn join_member(ring: &Ring3, n: u8, serial: usize) -> MemberLog {
 
 /// A sender on daemon `n` for `burst`: one message every 5 ms, alternating AGREED and SAFE,
 /// then it disconnects. Ends early (returning what it sent) if its daemon dies.
-fn start_stream(ring: &Ring3, n: u8, tag: u32, burst: Duration) -> StreamLog {
+fn start_stream(ring: &Ring, n: u8, tag: u32, burst: Duration) -> StreamLog {
     let address = ring.address(n);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -424,7 +423,7 @@ impl Rng {
 #[test]
 #[ignore = "a 30-minute soak; run by hand (see its doc comment)"]
 fn mixed_ring_soak() {
-    let Some(prefix) = c_spread_or_skip("mixed_ring_soak") else {
+    let Some(c_spread) = CSpread::find_or_skip("mixed_ring_soak") else {
         return;
     };
     let secs: u64 = std::env::var("SOAK_SECS")
@@ -438,8 +437,8 @@ fn mixed_ring_soak() {
         | 1;
     let mut rng = Rng(seed);
     println!("soak: {secs} s, seed {seed}");
-    let c = || Some(prefix.clone());
-    let mut ring = Ring3::start_n("", vec![c(), c(), None, None]);
+    let c = || DaemonKind::C(c_spread.clone());
+    let mut ring = Ring::start(vec![c(), c(), ours(), ours()], "");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
     let mut members: Vec<MemberLog> = (1..=4).map(|n| join_member(&ring, n, n as usize)).collect();

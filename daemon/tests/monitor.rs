@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{connect_named, start_rust_daemon, until_members, Ring3};
+use common::{connect_named, ours, start_rust_daemon, until_members, Ring};
 use spread::{Event, MembershipChange, Service};
 use spread_wire::ring::monitor::{monitor_request, PerDaemonTable, Status};
 use spread_wire::ring::{encode_datagram, packet_type, split_datagram};
@@ -22,7 +22,7 @@ fn monitor() -> (UdpSocket, u16) {
     (socket, port)
 }
 
-fn request(socket: &UdpSocket, reply_port: u16, ring: &Ring3, n: u8, kind: u32, body: &[u8]) {
+fn request(socket: &UdpSocket, reply_port: u16, ring: &Ring, n: u8, kind: u32, body: &[u8]) {
     send_request(
         socket,
         reply_port,
@@ -75,7 +75,7 @@ fn a_lone_daemon_answers_status_and_exits_when_told() {
     }
 }
 
-fn partition(socket: &UdpSocket, reply_port: u16, ring: &Ring3, components: &[i16]) {
+fn partition(socket: &UdpSocket, reply_port: u16, ring: &Ring, components: &[i16]) {
     let mut table = PerDaemonTable::default();
     table.entries[..components.len()].copy_from_slice(components);
     let body = table.encode(Endian::NATIVE);
@@ -86,7 +86,7 @@ fn partition(socket: &UdpSocket, reply_port: u16, ring: &Ring3, components: &[i1
 
 #[test]
 fn every_daemon_answers_a_status_request() {
-    let ring = Ring3::start("");
+    let ring = Ring::start_uniform(&ours(), 3, "");
     let (socket, port) = monitor();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut operational = std::collections::BTreeMap::new();
@@ -124,7 +124,7 @@ fn every_daemon_answers_a_status_request() {
 }
 
 /// Joins c1 (on n1) and c3 (on n3) to one group and waits for the two-member view.
-fn two_members(ring: &Ring3) -> (spread::Mailbox, spread::Mailbox) {
+fn two_members(ring: &Ring) -> (spread::Mailbox, spread::Mailbox) {
     let mut c1 = connect_named(&ring.address(1), "c1");
     let mut c3 = connect_named(&ring.address(3), "c3");
     c1.join("g").unwrap();
@@ -136,7 +136,7 @@ fn two_members(ring: &Ring3) -> (spread::Mailbox, spread::Mailbox) {
 
 #[test]
 fn a_partition_splits_and_heals_the_ring_when_dangerous_monitor_is_on() {
-    let ring = Ring3::start("DangerousMonitor = yes\n");
+    let ring = Ring::start_uniform(&ours(), 3, "DangerousMonitor = yes\n");
     let (mut c1, mut c3) = two_members(&ring);
     let (socket, port) = monitor();
     partition(&socket, port, &ring, &[0, 0, 1]);
@@ -150,7 +150,7 @@ fn a_partition_splits_and_heals_the_ring_when_dangerous_monitor_is_on() {
 
 #[test]
 fn a_partition_is_refused_when_dangerous_monitor_is_off() {
-    let ring = Ring3::start("");
+    let ring = Ring::start_uniform(&ours(), 3, "");
     let (mut c1, mut c3) = two_members(&ring);
     let (socket, port) = monitor();
     partition(&socket, port, &ring, &[0, 0, 1]);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn three_daemons_order_every_service_survive_a_crash_and_merge_back() {
-    let mut ring = Ring3::start("");
+    let mut ring = Ring::start_uniform(&ours(), 3, "");
     let mut clients: Vec<Mailbox> = (1..=3)
         .map(|n| connect_named(&ring.address(n), &format!("c{n}")))
         .collect();

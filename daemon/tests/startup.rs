@@ -17,7 +17,7 @@ fn spread(args: &[&str]) -> Command {
 #[test]
 fn a_config_error_names_file_line_and_column_and_starts_nothing() {
     let dir = TempDir::new("badconf");
-    let port = free_port(Ipv4Addr::LOCALHOST);
+    let port = free_port(&[Ipv4Addr::LOCALHOST]);
     let conf = dir.0.join("spread.conf");
     std::fs::write(
         &conf,
@@ -53,7 +53,7 @@ fn an_unknown_daemon_name_is_an_error() {
     let conf = dir.0.join("spread.conf");
     std::fs::write(
         &conf,
-        one_daemon_conf("n1", Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)),
+        alone_conf("n1", Ipv4Addr::LOCALHOST, free_port(&[Ipv4Addr::LOCALHOST])),
     )
     .unwrap();
     let out = spread(&[
@@ -85,7 +85,7 @@ fn start_with_socket(path: &std::path::Path) -> std::process::Output {
     let conf = dir.0.join("spread.conf");
     std::fs::write(
         &conf,
-        one_daemon_conf("n1", Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)),
+        alone_conf("n1", Ipv4Addr::LOCALHOST, free_port(&[Ipv4Addr::LOCALHOST])),
     )
     .unwrap();
     spread(&[

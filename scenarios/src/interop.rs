@@ -8,20 +8,18 @@
 //! move together from one view to the next deliver the same messages in the first.
 
 use crate::clients::{Client, Library};
-use crate::daemons::{c_daemon_command, free_port, make_world_readable, wait_for_port, TempDir};
-use crate::daemons::{DaemonKind, RunningDaemon};
 use crate::record::Received;
 use serde::Serialize;
 use spread::{GroupId, ServiceKind};
 use spread_sim::{ClientLog, Logged};
+use spread_testkit::{CSpread, DaemonKind, Ring};
 use spread_wire::consts::service as svc;
 use spread_wire::ring::monitor::{monitor_request, PerDaemonTable};
 use spread_wire::ring::{encode_datagram, packet_type};
 use spread_wire::Endian;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The group every client of a cell joins.
@@ -64,15 +62,16 @@ impl Row {
         self != Row::AllRust
     }
 
-    fn kinds(self, c: &Path, rust: &Path) -> Vec<DaemonKind> {
-        let c = || DaemonKind::C(c.to_path_buf());
-        let r = || DaemonKind::Rust(rust.to_path_buf());
-        match self {
-            Row::AllC => vec![c(), c(), c()],
+    /// The daemons of the row; `None` when it needs C and there is none.
+    fn kinds(self, c: Option<&CSpread>, rust: &Path) -> Option<Vec<DaemonKind>> {
+        let r = || DaemonKind::rust(rust);
+        let c = || c.map(|c| DaemonKind::C(c.clone()));
+        Some(match self {
+            Row::AllC => vec![c()?, c()?, c()?],
             Row::AllRust => vec![r(), r(), r()],
-            Row::Mixed => vec![c(), r(), r()],
-            Row::MixedCHit => vec![r(), r(), c()],
-        }
+            Row::Mixed => vec![c()?, r(), r()],
+            Row::MixedCHit => vec![r(), r(), c()?],
+        })
     }
 }
 
@@ -144,182 +143,31 @@ pub struct CellResult {
     pub logs: Option<String>,
 }
 
-/// A ring of one-daemon segments on 127.0.0.1, .2, .3, all on one port, C or ours per
-/// daemon, with `DangerousMonitor = yes` so a monitor can partition it.
-pub struct Ring {
-    pub port: u16,
-    pub kinds: Vec<DaemonKind>,
-    pub daemons: Vec<Option<RunningDaemon>>,
-    pub dir: TempDir,
-    with_c: bool,
-}
+/// The config every cell's ring runs with: a monitor may partition it.
+const RING_CONF: &str = "DangerousMonitor = yes\n";
 
-fn ip(n: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 0, n as u8 + 1)
-}
-
-impl Ring {
-    pub fn start(kinds: Vec<DaemonKind>) -> Result<Ring, String> {
-        let count = kinds.len();
-        let ips: Vec<Ipv4Addr> = (0..count).map(ip).collect();
-        let port = free_port(&ips);
-        let dir = TempDir::new("interop");
-        let mut conf = String::from("DangerousMonitor = yes\n");
-        for n in 1..=count {
-            conf.push_str(&format!(
-                "Spread_Segment 127.0.0.255:{port} {{\n    n{n} 127.0.0.{n} {{ D 127.0.0.{n} C 127.0.0.{n} }}\n}}\n"
-            ));
+/// What a monitor does with `DangerousMonitor = yes`: sends every daemon a PARTITION
+/// table, component number per configuration index (all equal: healed).
+fn partition(ring: &Ring, components: &[i16]) -> std::io::Result<()> {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let mut table = PerDaemonTable::default();
+    table.entries[..components.len()].copy_from_slice(components);
+    let body = table.encode(Endian::NATIVE);
+    let reply_port = socket.local_addr()?.port();
+    for _ in 0..3 {
+        for n in 1..=ring.daemons.len() as u8 {
+            // The monitor speaks as a configured daemon's host: the receiver's own.
+            // (C 3.17 takes the partition but not the all-zero heal, from n1's id or
+            // its own: its partition lapses after 60 s instead; ours heals at once.)
+            let header =
+                monitor_request(packet_type::PARTITION, u32::from(Ring::ip(n)), reply_port);
+            let datagram = encode_datagram(Endian::NATIVE, &[(header, &body[..])])
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            socket.send_to(&datagram, (Ring::ip(n), ring.port))?;
         }
-        std::fs::write(dir.0.join("spread.conf"), conf).map_err(|e| e.to_string())?;
-        make_world_readable(&dir.0);
-        let mut ring = Ring {
-            port,
-            with_c: kinds.iter().any(DaemonKind::is_c),
-            daemons: (0..count).map(|_| None).collect(),
-            kinds,
-            dir,
-        };
-        for n in 0..count {
-            ring.start_daemon(n);
-        }
-        Ok(ring)
+        std::thread::sleep(Duration::from_millis(20));
     }
-
-    /// Starts (or restarts) daemon `n` (0-based).
-    pub fn start_daemon(&mut self, n: usize) {
-        let name = format!("n{}", n + 1);
-        let log = self.dir.0.join(format!("{name}.log"));
-        let log_file = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .expect("daemon log")
-        };
-        let conf = self.dir.0.join("spread.conf");
-        let mut cmd = match &self.kinds[n] {
-            DaemonKind::C(prefix) => {
-                let mut c = c_daemon_command(prefix, &name, &conf);
-                c.stdout(log_file()).stderr(Stdio::null());
-                c
-            }
-            DaemonKind::Rust(binary) => {
-                let mut c = Command::new(binary);
-                c.arg("-c")
-                    .arg(&conf)
-                    .args(["-n", &name, "--local-socket"])
-                    .arg(self.dir.0.join(format!("sock-{name}")));
-                if self.with_c {
-                    c.arg("--with-c-daemons");
-                }
-                c.env("SPREAD_LOG", "debug")
-                    .stdout(Stdio::null())
-                    .stderr(log_file());
-                c
-            }
-        };
-        let mut child = cmd.spawn().expect("start a spread daemon");
-        wait_for_port(ip(n), self.port, &mut child, &log);
-        self.daemons[n] = Some(RunningDaemon {
-            child,
-            ip: ip(n),
-            log,
-        });
-    }
-
-    pub fn address(&self, n: usize) -> String {
-        format!("{}@{}", self.port, ip(n))
-    }
-
-    /// kill -9 of daemon `n`.
-    pub fn kill(&mut self, n: usize) {
-        if let Some(mut d) = self.daemons[n].take() {
-            d.kill();
-        }
-        // The port must be free again before a restart binds it.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpListener::bind((ip(n), self.port)).is_err() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// What a monitor does with `DangerousMonitor = yes`: sends every daemon a PARTITION
-    /// table, component number per configuration index (all equal: healed).
-    pub fn partition(&self, components: &[i16]) -> std::io::Result<()> {
-        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let mut table = PerDaemonTable::default();
-        table.entries[..components.len()].copy_from_slice(components);
-        let body = table.encode(Endian::NATIVE);
-        let reply_port = socket.local_addr()?.port();
-        for _ in 0..3 {
-            for n in 0..self.daemons.len() {
-                // The monitor speaks as a configured daemon's host: the receiver's own.
-                // (C 3.17 takes the partition but not the all-zero heal, from n1's id or
-                // its own: its partition lapses after 60 s instead; ours heals at once.)
-                let header = monitor_request(packet_type::PARTITION, u32::from(ip(n)), reply_port);
-                let datagram = encode_datagram(Endian::NATIVE, &[(header, &body[..])])
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                socket.send_to(&datagram, (ip(n), self.port))?;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-
-    /// Probes at every running daemon join a group until the first sees them all.
-    pub fn wait_until_one_ring(&self, within: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + within;
-        let up: Vec<usize> = (0..self.daemons.len())
-            .filter(|&n| self.daemons[n].is_some())
-            .collect();
-        let mut probes = Vec::new();
-        for &n in &up {
-            // 3.17's exact bytes: a C daemon forming its ring answers no liveness probe.
-            let options = spread::ConnectOptions::new(self.address(n))
-                .name(format!("probe{n}"))
-                .liveness(None);
-            let mut p = spread::Mailbox::connect(&options)
-                .map_err(|e| format!("probe of {}: {e}", self.address(n)))?;
-            p.join("ring-probe").map_err(|e| e.to_string())?;
-            probes.push(p);
-        }
-        let mut formed = false;
-        while !formed && Instant::now() < deadline {
-            match probes[0].receive_timeout(Duration::from_millis(500)) {
-                Ok(Some(spread::Event::Membership(m))) => {
-                    if let spread::MembershipChange::Regular { members, .. } = m.change {
-                        formed = members.len() == up.len();
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => return Err(format!("probe: {e}")),
-            }
-        }
-        for p in probes {
-            let _ = p.disconnect();
-        }
-        if !formed {
-            return Err(format!(
-                "{} daemons did not form one ring within {within:?}",
-                up.len()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        Ok(())
-    }
-
-    /// Copies the daemons' logs to `to`.
-    pub fn keep_logs(&self, to: &Path) {
-        let _ = std::fs::create_dir_all(to);
-        if let Ok(entries) = std::fs::read_dir(&self.dir.0) {
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "log" || x == "conf") {
-                    let _ = std::fs::copy(&p, to.join(e.file_name()));
-                }
-            }
-        }
-    }
+    Ok(())
 }
 
 /// One client session of a cell and everything it delivered in [`GROUP`].
@@ -416,7 +264,7 @@ struct Cell<'a> {
 
 impl Cell<'_> {
     fn connect(&mut self, ring: &Ring, daemon: usize, name: &str) -> Result<usize, String> {
-        let address = ring.address(daemon);
+        let address = ring.address(daemon as u8 + 1);
         let (mut client, private_group) = self
             .library
             .connect(&address, name, true, "NULL")
@@ -561,7 +409,7 @@ impl Cell<'_> {
 /// Runs one cell. `keep_logs` receives the ring's logs when the cell does not pass.
 pub fn run_cell(
     row: Row,
-    c_prefix: Option<&Path>,
+    c: Option<&CSpread>,
     rust_daemon: &Path,
     library: &dyn Library,
     event: Event,
@@ -580,12 +428,9 @@ pub fn run_cell(
         delivered: 0,
         logs: None,
     };
-    let kinds = match (row.needs_c(), c_prefix) {
-        (true, None) => {
-            result.failures.push("no C Spread".into());
-            return result;
-        }
-        (_, c) => row.kinds(c.unwrap_or(Path::new("/nonexistent")), rust_daemon),
+    let Some(kinds) = row.kinds(c, rust_daemon) else {
+        result.failures.push("no C Spread".into());
+        return result;
     };
     let with_c = row.needs_c();
     let mut ring_slot: Option<Ring> = None;
@@ -638,7 +483,7 @@ fn play<'a>(
     } else {
         (Duration::from_secs(20), Duration::from_secs(20))
     };
-    let ring = ring_slot.insert(Ring::start(kinds)?);
+    let ring = ring_slot.insert(Ring::try_start(kinds, RING_CONF)?);
     ring.wait_until_one_ring(form)?;
     let mut cell = Cell {
         library,
@@ -684,7 +529,7 @@ fn play<'a>(
             cell.views("the disconnected client is out", change, |_| 3)
         }
         Event::Kill | Event::Restart => {
-            ring.kill(2);
+            ring.kill(3);
             cell.members[2].log.crashed = true;
             cell.members[2].client = None;
             cell.round();
@@ -692,7 +537,7 @@ fn play<'a>(
             if seen && event == Event::Restart {
                 cell.round();
                 cell.pump(Duration::from_millis(300));
-                ring.start_daemon(2);
+                ring.start_daemon(3);
                 cell.connect(ring, 2, "c5")?;
                 cell.round();
                 cell.views("the restarted daemon merged", change + change, |_| 3)
@@ -701,8 +546,7 @@ fn play<'a>(
             }
         }
         Event::Partition => {
-            ring.partition(&[0, 0, 1])
-                .map_err(|e| format!("sending PARTITION: {e}"))?;
+            partition(ring, &[0, 0, 1]).map_err(|e| format!("sending PARTITION: {e}"))?;
             cell.round();
             let split = cell.views("the partition split the group", change, |m| {
                 if m.daemon == 2 {
@@ -715,8 +559,7 @@ fn play<'a>(
                 cell.round();
                 cell.pump(Duration::from_millis(300));
             }
-            ring.partition(&[0, 0, 0])
-                .map_err(|e| format!("sending the heal: {e}"))?;
+            partition(ring, &[0, 0, 0]).map_err(|e| format!("sending the heal: {e}"))?;
             cell.round();
             split && cell.views("the heal merged the group", change + change, |_| 3)
         }

@@ -19,6 +19,7 @@ pub mod script;
 pub use clients::{Client, Library, SpreadRs};
 #[cfg(feature = "libspread")]
 pub use clients::{LibSpread, LIBSPREAD};
-pub use daemons::{c_spread_prefix, rust_daemon, Cluster, DaemonKind};
+pub use daemons::Cluster;
 pub use record::{compare, normalize, render, Comparison, Ignore, Payload, Received, Record};
 pub use script::{run, Action, Scenario, Script};
+pub use spread_testkit::{build_our_daemon, CSpread, DaemonKind};

@@ -319,7 +319,7 @@ pub fn run(scenario: &Scenario, library: &dyn Library, cluster: &mut Cluster) ->
                     To::Literal(s) => s.clone(),
                     To::Nobody => format!(
                         "{}@127.0.0.1",
-                        crate::daemons::free_port(&[std::net::Ipv4Addr::LOCALHOST])
+                        spread_testkit::free_port(&[std::net::Ipv4Addr::LOCALHOST])
                     ),
                 };
                 match library.connect(&daemon, name, *membership, auth) {

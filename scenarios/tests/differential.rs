@@ -7,35 +7,14 @@
 use spread_scenarios::scenarios::scenario;
 use spread_scenarios::*;
 
-/// Says why `test` did not run: a `SKIPPED:` line, and the same line in the file
-/// SPREAD_SKIP_LOG names, from which `cargo xtask ci` lists every skipped test.
-fn skip(test: &str, reason: &str) {
-    println!("SKIPPED: {test}: {reason}");
-    if let Some(log) = std::env::var_os("SPREAD_SKIP_LOG") {
-        use std::io::Write;
-        let line = format!("{test}: {reason}\n");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log);
-        if let Err(e) = file.and_then(|mut f| f.write_all(line.as_bytes())) {
-            panic!("{test}: writing the skip to {}: {e}", log.to_string_lossy());
-        }
-    }
-}
-
 /// The daemons to run against: ours always (built if needed), C's when installed.
 fn daemon_kinds(test: &str) -> Vec<DaemonKind> {
     let mut kinds = Vec::new();
-    match c_spread_prefix() {
-        Some(prefix) => kinds.push(DaemonKind::C(prefix)),
-        None => skip(
-            &format!("{test} against the C daemon"),
-            "no C Spread 3.17 daemon installed (set SPREAD_C_PREFIX, or install it in /usr/local)",
-        ),
+    if let Some(c) = CSpread::find_or_skip(&format!("{test} against the C daemon")) {
+        kinds.push(DaemonKind::C(c));
     }
-    match rust_daemon() {
-        Ok(binary) => kinds.push(DaemonKind::Rust(binary)),
+    match build_our_daemon() {
+        Ok(binary) => kinds.push(DaemonKind::rust(binary)),
         Err(e) => panic!("{test}: our daemon: {e}"),
     }
     kinds

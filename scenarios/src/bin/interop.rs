@@ -3,12 +3,12 @@
 //! stderr.
 //!
 //! `interop [--quick] [--rows c,rust,mixed] [--libs libspread,spread-rs] [--events join,...]
-//! [--logs DIR]`; our daemon from `SPREAD_RS_DAEMON` (else built), C's from
-//! `SPREAD_C_PREFIX` (else /usr/local, /usr). Rows that need C are left out without it, and
-//! libspread without the `libspread` feature.
+//! [--logs DIR]`; our daemon from `SPREAD_RS_DAEMON` (else built), C's where spread-sys
+//! finds it (`SPREAD_C_PREFIX`, ..., else /usr/local, /usr). Rows that need C are left out
+//! without it, and libspread without the `libspread` feature.
 
 use spread_scenarios::interop::{run_cell, Event, Row};
-use spread_scenarios::{c_spread_prefix, rust_daemon, Library, SpreadRs};
+use spread_scenarios::{build_our_daemon, CSpread, Library, SpreadRs};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -22,10 +22,10 @@ fn list(args: &[String], flag: &str) -> Option<Vec<String>> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let c_prefix = c_spread_prefix();
+    let c_spread = CSpread::find().ok();
     let rust = match std::env::var_os("SPREAD_RS_DAEMON") {
         Some(p) => PathBuf::from(p),
-        None => rust_daemon().unwrap_or_else(|e| panic!("{e}")),
+        None => build_our_daemon().unwrap_or_else(|e| panic!("{e}")),
     };
     let logs = list(&args, "--logs").map(|v| PathBuf::from(&v[0]));
 
@@ -51,7 +51,7 @@ fn main() {
         })
         .filter(|r| !quick || *r == Row::AllRust)
         .filter(|r| {
-            let ok = !r.needs_c() || c_prefix.is_some();
+            let ok = !r.needs_c() || c_spread.is_some();
             if !ok {
                 eprintln!("no C Spread: leaving out the {} row", r.label());
             }
@@ -89,7 +89,7 @@ fn main() {
                     .unwrap_or_else(|e| e.into_inner());
                 let result = run_cell(
                     *row,
-                    c_prefix.as_deref(),
+                    c_spread.as_ref(),
                     &rust,
                     *library,
                     *event,
