@@ -33,7 +33,6 @@ mod connect;
 mod error;
 pub mod failover;
 mod inbox;
-mod keepalive;
 mod liveness;
 pub mod proto;
 #[cfg(feature = "tokio")]
@@ -45,8 +44,8 @@ pub use blocking::Mailbox;
 pub use connect::ConnectOptions;
 pub use error::Error;
 pub use failover::{Backoff, Failover, FailoverInfo, FailoverOptions, Order};
-pub use keepalive::Keepalive;
 pub use liveness::{Liveness, ProbeMode, NOOP_MESS_TYPE, NOOP_MIN_DEADLINE};
+pub use spread_sockopt::Keepalive;
 pub use types::{
     Cause, Event, GroupId, Membership, MembershipChange, Message, Rejected, Service, ServiceKind,
 };
