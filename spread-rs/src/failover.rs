@@ -23,6 +23,7 @@
 use crate::address::DaemonAddress;
 use crate::blocking::Mailbox;
 use crate::connect::ConnectOptions;
+pub use crate::types::FailoverInfo;
 use crate::types::{Event, Service};
 use crate::Error;
 use spread_wire::names::is_legal_group_name;
@@ -125,27 +126,6 @@ impl FailoverOptions {
         self.give_up_after = limit;
         self
     }
-}
-
-/// What [`Event::Failover`] reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FailoverInfo {
-    /// The daemon whose session ended.
-    pub lost: DaemonAddress,
-    /// The daemon serving us now.
-    pub now: DaemonAddress,
-    /// Why the session ended (the error's text).
-    pub cause: String,
-    /// When the loss was noticed (wall clock): the failover took from then until this
-    /// event was made.
-    pub detected_at: SystemTime,
-    /// Always true: messages delivered to the old session but not read, and those sent
-    /// between its end and the re-join, are lost.
-    pub may_have_missed_messages: bool,
-    /// The groups joined again on `now` (every group the application was in).
-    pub rejoined: Vec<String>,
-    /// Our new private group.
-    pub private_group: String,
 }
 
 /// The policy shared by the blocking and the async failover types: addresses, order,

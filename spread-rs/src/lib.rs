@@ -43,11 +43,12 @@ pub use address::DaemonAddress;
 pub use blocking::Mailbox;
 pub use connect::ConnectOptions;
 pub use error::Error;
-pub use failover::{Backoff, Failover, FailoverInfo, FailoverOptions, Order};
+pub use failover::{Backoff, Failover, FailoverOptions, Order};
 pub use liveness::{Liveness, ProbeMode, NOOP_MESS_TYPE, NOOP_MIN_DEADLINE};
 pub use spread_sockopt::Keepalive;
 pub use types::{
-    Cause, Event, GroupId, Membership, MembershipChange, Message, Rejected, Service, ServiceKind,
+    Cause, Event, FailoverInfo, GroupId, Membership, MembershipChange, Message, Rejected, Service,
+    ServiceKind,
 };
 
 /// The largest `data + 32 x groups` a 3.17 daemon accepts in one message.
