@@ -35,6 +35,7 @@ pub mod failover;
 mod inbox;
 mod liveness;
 pub mod proto;
+mod session;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod types;

@@ -10,72 +10,90 @@
 //! (or races it with other futures) instead of asking how many bytes are waiting.
 
 use crate::address::DaemonAddress;
-use crate::connect::{self, ConnectOptions};
+use crate::connect::{self, ConnectOptions, HandshakeInput, HANDSHAKE_CHUNK};
 use crate::failover::{FailoverOptions, Plan, Step};
-use crate::inbox::{lock, Inbox};
-use crate::liveness::{self, Liveness, ProbeMode, Prober};
+use crate::inbox::lock;
+use crate::liveness::{Liveness, ProbeMode, Prober};
 use crate::proto::Codec;
+use crate::session::{self, closed_or_io, Next, Probing, Session, WriteFailure};
 use crate::types::{Event, Service};
 use crate::Error;
-use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use ::tokio::net::{TcpStream, UnixStream};
+use ::tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use ::tokio::net::{tcp, unix, TcpStream, UnixStream};
 use ::tokio::sync::Mutex as AsyncMutex;
 use ::tokio::task::JoinHandle;
 use spread_wire::handshake::{self, Parsed, Reject};
 use std::io;
+use std::net::Shutdown;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-type Reader = Box<dyn AsyncRead + Send + Unpin>;
-type Writer = Box<dyn AsyncWrite + Send + Unpin>;
-
-/// The write half, shared with the probe task. `failed` is set once a write failed (the
-/// stream may hold half a message, so nothing more is written).
-struct WriteHalf {
-    writer: Writer,
-    failed: Option<Error>,
+/// The read half of the connection, which can also close the whole connection at once.
+enum ReadHalf {
+    Tcp(tcp::OwnedReadHalf),
+    Local(unix::OwnedReadHalf),
 }
 
-fn copy_failure(e: &Error) -> Error {
-    match e {
-        Error::DaemonTimeout { after } => Error::DaemonTimeout { after: *after },
-        _ => Error::ConnectionClosed,
+impl ReadHalf {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ReadHalf::Tcp(r) => r.read(buf).await,
+            ReadHalf::Local(r) => r.read(buf).await,
+        }
+    }
+
+    /// Shuts the connection down both ways, the write half's side too.
+    fn close_now(&self) {
+        let socket = match self {
+            ReadHalf::Tcp(r) => socket2::SockRef::from(r.as_ref()),
+            ReadHalf::Local(r) => socket2::SockRef::from(r.as_ref()),
+        };
+        let _ = socket.shutdown(Shutdown::Both);
     }
 }
 
-/// Writes one whole message under the lock; a write blocked for `stall` is a stalled
-/// daemon.
-async fn write_message(
-    half: &AsyncMutex<WriteHalf>,
-    bytes: &[u8],
-    stall: Option<Duration>,
-) -> Result<(), Error> {
-    let mut half = half.lock().await;
-    if let Some(e) = &half.failed {
-        return Err(copy_failure(e));
-    }
-    let result = match stall {
-        Some(after) => match ::tokio::time::timeout(after, half.writer.write_all(bytes)).await {
-            Ok(r) => r.map_err(closed_or_io),
-            Err(_) => Err(Error::DaemonTimeout { after }),
-        },
-        None => half.writer.write_all(bytes).await.map_err(closed_or_io),
-    };
-    if let Err(e) = &result {
-        half.failed = Some(copy_failure(e));
-    }
-    result
+/// The write side, shared with the probe task: one whole message at a time under `half`'s
+/// lock. `failed` is set once a write failed (outside that lock, so that the reader learns
+/// it without waiting for a write in progress).
+struct Writer {
+    half: AsyncMutex<Box<dyn AsyncWrite + Send + Unpin>>,
+    failed: Mutex<Option<WriteFailure>>,
 }
 
-struct Probing {
-    prober: Arc<Mutex<Prober>>,
-    liveness: Liveness,
-    task: JoinHandle<()>,
+impl Writer {
+    /// Writes one whole message; a write blocked for `stall` is a stalled daemon.
+    async fn write_message(&self, bytes: &[u8], stall: Option<Duration>) -> Result<(), Error> {
+        let mut half = self.half.lock().await;
+        if let Some(f) = self.failure() {
+            return Err(f.error());
+        }
+        let written = match stall {
+            Some(after) => ::tokio::time::timeout(after, half.write_all(bytes))
+                .await
+                .ok(),
+            None => Some(half.write_all(bytes).await),
+        };
+        let error = match written {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        let (failure, error) = WriteFailure::of(error, stall);
+        *lock(&self.failed) = Some(failure);
+        Err(error)
+    }
+
+    fn failure(&self) -> Option<WriteFailure> {
+        *lock(&self.failed)
+    }
 }
 
-impl Drop for Probing {
+/// Aborts the probe task when dropped.
+struct ProbeTask(JoinHandle<()>);
+
+impl Drop for ProbeTask {
     fn drop(&mut self) {
-        self.task.abort();
+        self.0.abort();
     }
 }
 
@@ -86,12 +104,9 @@ const LINGER: Duration = Duration::from_secs(2);
 /// dropping it closes the connection at once, and bytes the daemon has not read yet may be
 /// lost.
 pub struct Mailbox {
-    reader: Reader,
-    writer: Arc<AsyncMutex<WriteHalf>>,
-    inbox: Inbox,
-    address: DaemonAddress,
-    probing: Option<Probing>,
-    ended: bool,
+    reader: ReadHalf,
+    writer: Arc<Writer>,
+    session: Session<ProbeTask>,
 }
 
 impl Mailbox {
@@ -115,61 +130,50 @@ impl Mailbox {
         options: &ConnectOptions,
     ) -> Result<Mailbox, Error> {
         let request = connect::connect_request(options)?;
-        let deadline = options.timeout.map(|t| Instant::now() + t);
+        let mut input = HandshakeInput::new(options, Instant::now());
         let (mut reader, mut writer) = open(&address, options).await?;
-        let mut buf = Vec::new();
         writer.write_all(&request).await.map_err(closed_or_io)?;
-        let offered =
-            read_until(&mut reader, &mut buf, deadline, handshake::parse_auth_list).await?;
+        let offered = read_until(&mut reader, &mut input, handshake::parse_auth_list).await?;
         let (choice, mode) = connect::auth_choice(options, offered)?;
         writer.write_all(&choice).await.map_err(closed_or_io)?;
-        let accepted = read_until(&mut reader, &mut buf, deadline, handshake::parse_accept).await?;
+        let accepted = read_until(&mut reader, &mut input, handshake::parse_accept).await?;
         let codec = Codec::new(accepted.private_group);
-        let writer = Arc::new(AsyncMutex::new(WriteHalf {
-            writer,
-            failed: None,
-        }));
-        let probing = match (options.liveness, mode) {
-            (Some(liveness), Some(mode)) => {
-                Some(start_probing(&writer, Prober::new(liveness, mode, &codec)).await?)
-            }
-            _ => None,
+        let writer = Arc::new(Writer {
+            half: AsyncMutex::new(writer),
+            failed: Mutex::new(None),
+        });
+        let probing = match connect::prober(options, mode, &codec) {
+            Some(prober) => Some(start_probing(&writer, prober).await?),
+            None => None,
         };
         Ok(Mailbox {
             reader,
             writer,
-            inbox: Inbox::new(codec, buf),
-            address,
-            probing,
-            ended: false,
+            session: Session::new(codec, input.into_leftover(), address, probing),
         })
     }
 
     /// Our private group, `#name#daemon`.
     pub fn private_group(&self) -> String {
-        self.inbox.own.clone()
+        self.session.private_group()
     }
 
     pub fn address(&self) -> &DaemonAddress {
-        &self.address
+        &self.session.address
     }
 
     /// The liveness probing in force (see [`crate::Mailbox::liveness`]).
     pub fn liveness(&self) -> Option<(Liveness, ProbeMode)> {
-        self.probing
-            .as_ref()
-            .map(|p| (p.liveness, lock(&p.prober).mode))
+        self.session.liveness()
     }
 
     pub async fn join(&mut self, group: &str) -> Result<(), Error> {
-        self.check_live()?;
-        let bytes = self.inbox.codec.membership_request(true, group)?;
+        let bytes = self.session.membership_request(true, group)?;
         self.send(&bytes).await
     }
 
     pub async fn leave(&mut self, group: &str) -> Result<(), Error> {
-        self.check_live()?;
-        let bytes = self.inbox.codec.membership_request(false, group)?;
+        let bytes = self.session.membership_request(false, group)?;
         self.send(&bytes).await
     }
 
@@ -193,18 +197,16 @@ impl Mailbox {
         mess_type: i16,
         parts: &[&[u8]],
     ) -> Result<usize, Error> {
-        self.check_live()?;
         let bytes = self
-            .inbox
-            .codec
-            .multicast(service, groups, mess_type, parts)?;
+            .session
+            .multicast_request(service, groups, mess_type, parts)?;
         self.send(&bytes).await?;
         Ok(parts.iter().map(|p| p.len()).sum())
     }
 
     /// Waits for the next event; [`Error::DaemonTimeout`] as in [`crate::Mailbox::receive`].
     pub async fn receive(&mut self) -> Result<Event, Error> {
-        self.check_live()?;
+        self.session.check_live()?;
         loop {
             if let Some(event) = self.wait(None).await? {
                 return Ok(event);
@@ -214,19 +216,16 @@ impl Mailbox {
 
     /// Waits at most `timeout`; `Ok(None)` when nothing came.
     pub async fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
-        self.check_live()?;
+        self.session.check_live()?;
         self.wait(Some(Instant::now() + timeout)).await
     }
 
     /// Says goodbye to the daemon: our groups see us leave by disconnect.
     pub async fn disconnect(mut self) -> Result<(), Error> {
-        self.check_live()?;
-        let bytes = self.inbox.codec.disconnect_request();
+        let bytes = self.session.disconnect_request()?;
         self.send(&bytes).await?;
-        self.probing = None;
-        let mut half = self.writer.lock().await;
-        let _ = half.writer.shutdown().await;
-        drop(half);
+        self.session.stop_probing();
+        let _ = self.writer.half.lock().await.shutdown().await;
         // Read (and drop) what the daemon still sends until it closes: closing with unread
         // bytes would reset the connection, and a reset may cost the daemon the tail of
         // what we sent (see the blocking Mailbox's close).
@@ -242,102 +241,45 @@ impl Mailbox {
         Ok(())
     }
 
-    fn check_live(&self) -> Result<(), Error> {
-        if self.ended {
-            Err(Error::IllegalSession)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn note<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
-        if let Err(e) = &result {
-            if e.ends_session() {
-                self.ended = true;
-                self.probing = None;
-            }
+    /// `result`, after closing the connection at once if the session has ended.
+    fn closing<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if self.session.ended() {
+            self.reader.close_now();
         }
         result
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let stall = self.probing.as_ref().map(|p| p.liveness.write_stall());
-        let result = write_message(&self.writer, bytes, stall).await;
-        self.note(result)
+        let stall = self.session.write_stall();
+        let written = self.writer.write_message(bytes, stall).await;
+        let written = self.session.note(written);
+        self.closing(written)
     }
 
     async fn wait(&mut self, deadline: Option<Instant>) -> Result<Option<Event>, Error> {
         loop {
-            let prober = self.probing.as_ref().map(|p| &*p.prober);
-            let taken = self.inbox.take_event(prober);
-            if let Some(event) = self.note(taken)? {
-                return Ok(Some(event));
-            }
-            let probing = self.probing.as_ref().map(|p| &p.liveness);
-            let Some(slice) = liveness::read_slice(deadline, probing, Instant::now()) else {
-                return Ok(None);
+            let slice = match self.session.next(deadline, Instant::now()) {
+                Next::Ready(ready) => return self.closing(ready),
+                Next::Read(slice) => slice,
             };
             let began = Instant::now();
-            let spare = self.inbox.spare();
-            let read = match slice {
-                // Reading is cancel-safe: a read cut short by the timeout took nothing.
-                Some(s) => ::tokio::time::timeout(s, self.reader.read(spare))
-                    .await
-                    .ok(),
-                None => Some(self.reader.read(spare).await),
-            };
-            let n = match &read {
-                Some(Ok(n)) => *n,
-                _ => 0,
-            };
-            let prober = self.probing.as_ref().map(|p| &*p.prober);
-            self.inbox.filled(n, began, prober);
-            let result = match read {
-                None => self.check_probe().await,
-                Some(Ok(0)) => Err(self.closed_cause().await),
-                Some(Ok(_)) => Ok(()),
-                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-                Some(Err(e)) => Err(closed_or_io(e)),
-            };
-            self.note(result)?;
+            let read = within(slice, self.reader.read(self.session.spare())).await;
+            let writer = &self.writer;
+            let done = self
+                .session
+                .read_done(read, began, || writer.failure(), Instant::now());
+            self.closing(done)?;
         }
-    }
-
-    /// Why the connection closed: a probe task that gave up on a stalled write says so.
-    async fn closed_cause(&self) -> Error {
-        match &self.writer.lock().await.failed {
-            Some(e @ Error::DaemonTimeout { .. }) => copy_failure(e),
-            _ => Error::ConnectionClosed,
-        }
-    }
-
-    async fn check_probe(&self) -> Result<(), Error> {
-        let Some(p) = &self.probing else {
-            return Ok(());
-        };
-        if let Some(after) = lock(&p.prober).overdue(Instant::now()) {
-            return Err(Error::DaemonTimeout { after });
-        }
-        // Without waiting for a write in progress: its failure will show next time.
-        if let Ok(half) = self.writer.try_lock() {
-            if let Some(e) = &half.failed {
-                return Err(copy_failure(e));
-            }
-        }
-        Ok(())
     }
 }
 
 /// Sends the first probe at once and spawns the task that sends the others.
-async fn start_probing(
-    writer: &Arc<AsyncMutex<WriteHalf>>,
-    prober: Prober,
-) -> Result<Probing, Error> {
+async fn start_probing(writer: &Arc<Writer>, prober: Prober) -> Result<Probing<ProbeTask>, Error> {
     let liveness = prober.liveness;
-    let bytes = prober.bytes().to_vec();
-    let prober = Arc::new(Mutex::new(prober));
-    lock(&prober).sent(Instant::now());
-    write_message(writer, &bytes, Some(liveness.write_stall())).await?;
+    let (prober, bytes) = session::first_probe(prober, Instant::now());
+    writer
+        .write_message(&bytes, Some(liveness.write_stall()))
+        .await?;
     let (writer, task_prober) = (Arc::clone(writer), Arc::clone(&prober));
     let task = ::tokio::spawn(async move {
         let start = ::tokio::time::Instant::now() + liveness.interval;
@@ -345,18 +287,11 @@ async fn start_probing(
         ticks.set_missed_tick_behavior(::tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let now = Instant::now();
-            {
-                let mut p = lock(&task_prober);
-                if !p.due(now) {
-                    continue;
-                }
-                p.sent(now);
+            if !lock(&task_prober).send_if_due(Instant::now()) {
+                continue;
             }
-            if write_message(&writer, &bytes, Some(liveness.write_stall()))
-                .await
-                .is_err()
-            {
+            let sent = writer.write_message(&bytes, Some(liveness.write_stall()));
+            if sent.await.is_err() {
                 return;
             }
         }
@@ -364,105 +299,77 @@ async fn start_probing(
     Ok(Probing {
         prober,
         liveness,
-        task,
+        _stop: ProbeTask(task),
     })
-}
-
-fn closed_or_io(e: io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::UnexpectedEof => Error::ConnectionClosed,
-        _ => Error::Io(e),
-    }
 }
 
 async fn open(
     address: &DaemonAddress,
     options: &ConnectOptions,
-) -> Result<(Reader, Writer), Error> {
-    let fail = |source| Error::CouldNotConnect {
-        address: address.to_string(),
-        source,
-    };
+) -> Result<(ReadHalf, Box<dyn AsyncWrite + Send + Unpin>), Error> {
+    let fail = |source| address.could_not_connect(source);
     match address {
         DaemonAddress::Local(path) => {
-            let s = limit(options.timeout, UnixStream::connect(path))
+            let stream = within_or_timeout(options.timeout, UnixStream::connect(path))
                 .await
                 .map_err(fail)?;
-            let (r, w) = s.into_split();
-            Ok((Box::new(r), Box::new(w)))
+            let (r, w) = stream.into_split();
+            Ok((ReadHalf::Local(r), Box::new(w)))
         }
         DaemonAddress::Tcp { host, port } => {
-            let addrs: Vec<_> = ::tokio::net::lookup_host((host.as_str(), *port))
+            let addrs = ::tokio::net::lookup_host((host.as_str(), *port))
                 .await
-                .map_err(|_| Error::IllegalSpread(address.to_string()))?
-                .collect();
-            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+                .map_err(|_| address.unresolved())?;
+            let mut attempt = Err(connect::no_address());
             for a in addrs {
-                match limit(options.timeout, TcpStream::connect(a)).await {
-                    Ok(s) => {
-                        s.set_nodelay(true)?;
-                        if let Some(k) = options.keepalive {
-                            k.apply(&s)?;
-                        }
-                        let (r, w) = s.into_split();
-                        return Ok((Box::new(r), Box::new(w)));
-                    }
-                    Err(e) => last = e,
+                attempt = within_or_timeout(options.timeout, TcpStream::connect(a)).await;
+                if attempt.is_ok() {
+                    break;
                 }
             }
-            Err(fail(last))
+            let stream = attempt.map_err(fail)?;
+            connect::tune(&stream, options)?;
+            let (r, w) = stream.into_split();
+            Ok((ReadHalf::Tcp(r), Box::new(w)))
         }
     }
 }
 
-/// `fut`, cut short after `timeout`.
-async fn limit<T>(
-    timeout: Option<Duration>,
-    fut: impl std::future::Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    match timeout {
-        Some(t) => ::tokio::time::timeout(t, fut)
-            .await
-            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "connect"))),
-        None => fut.await,
+/// `fut`'s output, or `None` when `limit` passed first (`None`: no limit).
+async fn within<T>(
+    limit: Option<Duration>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match limit {
+        Some(t) => ::tokio::time::timeout(t, fut).await.ok(),
+        None => Some(fut.await),
     }
 }
 
-/// Reads until `parse` finds a whole item, removing it from `buf`.
+/// `fut`, failing with `TimedOut` after `limit`.
+async fn within_or_timeout<T>(
+    limit: Option<Duration>,
+    fut: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    within(limit, fut)
+        .await
+        .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "connect")))
+}
+
+/// Reads until `parse` finds a whole item in what the daemon sent.
 async fn read_until<T>(
-    reader: &mut Reader,
-    buf: &mut Vec<u8>,
-    deadline: Option<Instant>,
+    reader: &mut ReadHalf,
+    input: &mut HandshakeInput,
     parse: impl Fn(&[u8]) -> Result<Parsed<T>, Reject>,
 ) -> Result<T, Error> {
     loop {
-        match parse(buf).map_err(Error::Rejected)? {
-            Parsed::Done(item, used) => {
-                buf.drain(..used);
-                return Ok(item);
-            }
-            Parsed::NeedMore => {}
+        if let Some(item) = input.take(&parse)? {
+            return Ok(item);
         }
-        let mut chunk = [0u8; 512];
-        let read = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                match ::tokio::time::timeout(left, reader.read(&mut chunk)).await {
-                    Ok(r) => r,
-                    Err(_) => return Err(Error::Timeout),
-                }
-            }
-            None => reader.read(&mut chunk).await,
-        };
-        match read {
-            Ok(0) => return Err(Error::ConnectionClosed),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(closed_or_io(e)),
-        }
+        let mut chunk = [0u8; HANDSHAKE_CHUNK];
+        let limit = input.time_left(Instant::now())?;
+        let read = within(limit, reader.read(&mut chunk)).await;
+        input.received(&chunk, read)?;
     }
 }
 
