@@ -223,12 +223,12 @@ impl Mailbox {
     }
 
     pub fn join(&mut self, group: &str) -> Result<(), Error> {
-        let bytes = self.session.membership_request(true, group)?;
+        let bytes = self.session.requests()?.membership_request(true, group)?;
         self.send(&bytes)
     }
 
     pub fn leave(&mut self, group: &str) -> Result<(), Error> {
-        let bytes = self.session.membership_request(false, group)?;
+        let bytes = self.session.requests()?.membership_request(false, group)?;
         self.send(&bytes)
     }
 
@@ -251,9 +251,8 @@ impl Mailbox {
         mess_type: i16,
         parts: &[&[u8]],
     ) -> Result<usize, Error> {
-        let bytes = self
-            .session
-            .multicast_request(service, groups, mess_type, parts)?;
+        let codec = self.session.requests()?;
+        let bytes = codec.multicast(service, groups, mess_type, parts)?;
         self.send(&bytes)?;
         Ok(parts.iter().map(|p| p.len()).sum())
     }
@@ -302,7 +301,7 @@ impl Mailbox {
 
     /// Says goodbye to the daemon: our groups see us leave by disconnect.
     pub fn disconnect(mut self) -> Result<(), Error> {
-        let bytes = self.session.disconnect_request()?;
+        let bytes = self.session.requests()?.disconnect_request();
         self.send(&bytes)
     }
 

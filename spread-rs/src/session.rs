@@ -9,7 +9,7 @@ use crate::address::DaemonAddress;
 use crate::inbox::{lock, Inbox};
 use crate::liveness::{self, Liveness, ProbeMode, Prober};
 use crate::proto::Codec;
-use crate::types::{Event, Service};
+use crate::types::Event;
 use crate::Error;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -113,29 +113,10 @@ impl<S> Session<S> {
         result
     }
 
-    /// A join (`join`) or leave request to write.
-    pub fn membership_request(&self, join: bool, group: &str) -> Result<Vec<u8>, Error> {
+    /// The codec that builds our requests, while the session is live.
+    pub fn requests(&self) -> Result<&Codec, Error> {
         self.check_live()?;
-        self.inbox.codec.membership_request(join, group)
-    }
-
-    /// A multicast of the concatenation of `parts` to write.
-    pub fn multicast_request<G: AsRef<str>>(
-        &self,
-        service: Service,
-        groups: &[G],
-        mess_type: i16,
-        parts: &[&[u8]],
-    ) -> Result<Vec<u8>, Error> {
-        self.check_live()?;
-        self.inbox
-            .codec
-            .multicast(service, groups, mess_type, parts)
-    }
-
-    pub fn disconnect_request(&self) -> Result<Vec<u8>, Error> {
-        self.check_live()?;
-        Ok(self.inbox.codec.disconnect_request())
+        Ok(&self.inbox.codec)
     }
 
     /// An event already read, else how long to read before `deadline` (the caller's):

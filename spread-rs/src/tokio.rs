@@ -11,7 +11,7 @@
 
 use crate::address::DaemonAddress;
 use crate::connect::{self, ConnectOptions, HandshakeInput, HANDSHAKE_CHUNK};
-use crate::failover::{FailoverOptions, Plan, Step};
+use crate::failover::{FailoverOptions, Plan, Served, Step};
 use crate::inbox::lock;
 use crate::liveness::{Liveness, ProbeMode, Prober};
 use crate::proto::Codec;
@@ -168,12 +168,12 @@ impl Mailbox {
     }
 
     pub async fn join(&mut self, group: &str) -> Result<(), Error> {
-        let bytes = self.session.membership_request(true, group)?;
+        let bytes = self.session.requests()?.membership_request(true, group)?;
         self.send(&bytes).await
     }
 
     pub async fn leave(&mut self, group: &str) -> Result<(), Error> {
-        let bytes = self.session.membership_request(false, group)?;
+        let bytes = self.session.requests()?.membership_request(false, group)?;
         self.send(&bytes).await
     }
 
@@ -197,9 +197,8 @@ impl Mailbox {
         mess_type: i16,
         parts: &[&[u8]],
     ) -> Result<usize, Error> {
-        let bytes = self
-            .session
-            .multicast_request(service, groups, mess_type, parts)?;
+        let codec = self.session.requests()?;
+        let bytes = codec.multicast(service, groups, mess_type, parts)?;
         self.send(&bytes).await?;
         Ok(parts.iter().map(|p| p.len()).sum())
     }
@@ -222,7 +221,7 @@ impl Mailbox {
 
     /// Says goodbye to the daemon: our groups see us leave by disconnect.
     pub async fn disconnect(mut self) -> Result<(), Error> {
-        let bytes = self.session.disconnect_request()?;
+        let bytes = self.session.requests()?.disconnect_request();
         self.send(&bytes).await?;
         self.session.stop_probing();
         let _ = self.writer.half.lock().await.shutdown().await;
@@ -373,10 +372,18 @@ async fn read_until<T>(
     }
 }
 
+impl Served for Mailbox {
+    fn address(&self) -> &DaemonAddress {
+        Mailbox::address(self)
+    }
+    fn private_group(&self) -> String {
+        Mailbox::private_group(self)
+    }
+}
+
 /// The async [`crate::Failover`]: same policy, same events.
 pub struct Failover {
-    plan: Plan,
-    mailbox: Option<Mailbox>,
+    plan: Plan<Mailbox>,
 }
 
 impl Failover {
@@ -384,20 +391,9 @@ impl Failover {
     pub async fn connect(options: &FailoverOptions) -> Result<Failover, Error> {
         let mut f = Failover {
             plan: Plan::new(options)?,
-            mailbox: None,
         };
-        f.reconnect().await?;
+        f.live().await?;
         Ok(f)
-    }
-
-    /// The daemon serving us, `None` while none does.
-    pub fn address(&self) -> Option<&DaemonAddress> {
-        self.mailbox.as_ref().map(Mailbox::address)
-    }
-
-    /// Our private group on the current daemon.
-    pub fn private_group(&self) -> Option<String> {
-        self.mailbox.as_ref().map(Mailbox::private_group)
     }
 
     /// The groups joined (and joined again after every failover).
@@ -405,22 +401,35 @@ impl Failover {
         self.plan.groups()
     }
 
+    /// Our private group on the current daemon.
+    pub fn private_group(&self) -> Option<String> {
+        self.plan.private_group()
+    }
+
+    /// The daemon serving us, `None` while none does.
+    pub fn address(&self) -> Option<&DaemonAddress> {
+        self.plan.address()
+    }
+
     /// Joins `group`, now and after every failover.
     pub async fn join(&mut self, group: &str) -> Result<(), Error> {
         self.plan.joined(group)?;
-        match self.live().await?.join(group).await {
-            Err(e) if e.is_session_lost() => self.fail_over(e).await,
-            r => r,
+        let joined = self.live().await?.join(group).await;
+        if self.plan.lost(&joined, SystemTime::now()) {
+            // The reconnect joins it with the others.
+            return self.live().await.map(drop);
         }
+        joined
     }
 
     /// Leaves `group`, and forgets it.
     pub async fn leave(&mut self, group: &str) -> Result<(), Error> {
         self.plan.left(group);
-        match self.live().await?.leave(group).await {
-            Err(e) if e.is_session_lost() => self.fail_over(e).await,
-            r => r,
+        let left = self.live().await?.leave(group).await;
+        if self.plan.lost(&left, SystemTime::now()) {
+            return self.live().await.map(drop);
         }
+        left
     }
 
     /// Sends through the current daemon; see [`crate::Failover::multicast`].
@@ -431,30 +440,24 @@ impl Failover {
         mess_type: i16,
         data: &[u8],
     ) -> Result<usize, Error> {
-        let result = self
-            .live()
-            .await?
-            .multicast(service, groups, mess_type, data)
-            .await;
-        if let Err(e) = &result {
-            if e.is_session_lost() {
-                self.plan.lose(e, SystemTime::now());
-                self.mailbox = None;
-            }
-        }
-        result
+        let mailbox = self.live().await?;
+        let sent = mailbox.multicast(service, groups, mess_type, data).await;
+        self.plan.lost(&sent, SystemTime::now());
+        sent
     }
 
     /// The next event; after a failover, first [`Event::Failover`].
     pub async fn receive(&mut self) -> Result<Event, Error> {
         loop {
-            if let Some(info) = self.plan.pending.pop_front() {
-                return Ok(Event::Failover(info));
+            if let Some(failover) = self.plan.failover_event() {
+                return Ok(failover);
             }
-            match self.live().await?.receive().await {
-                Err(e) if e.is_session_lost() => self.fail_over(e).await?,
-                r => return r,
+            let received = self.live().await?.receive().await;
+            if !self.plan.lost(&received, SystemTime::now()) {
+                return received;
             }
+            // Reconnect now: the failover is reported before anything the new session brings.
+            self.live().await?;
         }
     }
 
@@ -462,55 +465,43 @@ impl Failover {
     pub async fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(info) = self.plan.pending.pop_front() {
-                return Ok(Some(Event::Failover(info)));
+            if let Some(failover) = self.plan.failover_event() {
+                return Ok(Some(failover));
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.live().await?.receive_timeout(left).await {
-                Err(e) if e.is_session_lost() => self.fail_over(e).await?,
-                r => return r,
+            let received = self.live().await?.receive_timeout(left).await;
+            if !self.plan.lost(&received, SystemTime::now()) {
+                return received;
             }
+            // Reconnect now: the failover is reported before anything the new session brings.
+            self.live().await?;
         }
     }
 
     /// Ends the session with the current daemon (if any).
     pub async fn disconnect(mut self) -> Result<(), Error> {
-        match self.mailbox.take() {
+        match self.plan.session.take() {
             Some(m) => m.disconnect().await,
             None => Ok(()),
         }
     }
 
+    /// The session, after reconnecting if there is none (see [`crate::Failover`]).
     async fn live(&mut self) -> Result<&mut Mailbox, Error> {
-        if self.mailbox.is_none() {
-            self.reconnect().await?;
-        }
-        Ok(self.mailbox.as_mut().expect("connected"))
-    }
-
-    async fn fail_over(&mut self, cause: Error) -> Result<(), Error> {
-        self.plan.lose(&cause, SystemTime::now());
-        self.mailbox = None;
-        self.reconnect().await
-    }
-
-    async fn reconnect(&mut self) -> Result<(), Error> {
-        let mut schedule = self.plan.schedule(Instant::now());
-        let mut last = None;
-        loop {
-            match self.plan.next(&mut schedule, Instant::now()) {
-                Step::Try(i) => match self.try_daemon(i).await {
-                    Ok(m) => {
-                        self.plan.connected(i, m.private_group());
-                        self.mailbox = Some(m);
-                        return Ok(());
-                    }
-                    Err(e) => last = Some(e),
-                },
-                Step::Wait(pause) => ::tokio::time::sleep(pause).await,
-                Step::GiveUp => return Err(last.unwrap_or(Error::Timeout)),
+        if self.plan.session.is_none() {
+            let mut schedule = self.plan.schedule(Instant::now());
+            while self.plan.session.is_none() {
+                match self.plan.next(&mut schedule, Instant::now()) {
+                    Step::Try(i) => match self.try_daemon(i).await {
+                        Ok(m) => self.plan.connected(i, m.private_group(), m),
+                        Err(e) => schedule.failed(e),
+                    },
+                    Step::Wait(pause) => ::tokio::time::sleep(pause).await,
+                    Step::GiveUp => return Err(schedule.give_up()),
+                }
             }
         }
+        Ok(self.plan.session.as_mut().expect("connected"))
     }
 
     async fn try_daemon(&self, i: usize) -> Result<Mailbox, Error> {
