@@ -361,11 +361,11 @@ async fn read_until<T>(
     input: &mut HandshakeInput,
     parse: impl Fn(&[u8]) -> Result<Parsed<T>, Reject>,
 ) -> Result<T, Error> {
+    let mut chunk = [0u8; HANDSHAKE_CHUNK];
     loop {
         if let Some(item) = input.take(&parse)? {
             return Ok(item);
         }
-        let mut chunk = [0u8; HANDSHAKE_CHUNK];
         let limit = input.time_left(Instant::now())?;
         let read = within(limit, reader.read(&mut chunk)).await;
         input.received(&chunk, read)?;
