@@ -16,8 +16,9 @@
 //! ```
 //!
 //! Layout: [`proto`] turns requests into bytes and bytes into [`Event`]s without doing any
-//! I/O; [`Mailbox`] is the blocking transport over TCP or the local socket, and
-//! `spread::tokio` (cargo feature `tokio`) the async one over the same codec.
+//! I/O, and a sans-IO session state decides what reads, writes and failures mean;
+//! [`Mailbox`] is the blocking transport over TCP or the local socket, and `spread::tokio`
+//! (cargo feature `tokio`) the async one over the same codec and session state.
 //!
 //! Liveness: by default a Mailbox probes its daemon every second ([`Liveness`]) — with our
 //! daemon through the probe extension, with a C 3.17 daemon by an empty message to its own

@@ -1,10 +1,12 @@
 //! The async client over tokio (cargo feature `tokio`): [`Mailbox`] and [`Failover`], with
 //! the semantics of the blocking [`crate::Mailbox`] and [`crate::Failover`].
 //!
-//! Both drive the same sans-IO pieces as the blocking transport: the handshake steps, the
-//! [`crate::proto::Codec`], the probe bookkeeping and the failover policy. Liveness probes
-//! are written by a task spawned at connect (so a runtime must be running), through the same
-//! lock as the application's requests; the task is aborted when the Mailbox goes.
+//! Both drive the same sans-IO pieces as the blocking transport — the handshake steps, the
+//! session state (when it has ended, what a read or a failed write means, how long to read),
+//! the [`crate::proto::Codec`], the probe bookkeeping and the failover policy — and differ
+//! only in their I/O calls. Liveness probes are written by a task spawned at connect (so a
+//! runtime must be running), through the same lock as the application's requests; the task
+//! is aborted when the Mailbox goes.
 //!
 //! 3.17's `SP_poll` has no counterpart here: an async caller awaits [`Mailbox::receive`]
 //! (or races it with other futures) instead of asking how many bytes are waiting.
