@@ -36,6 +36,21 @@ impl DaemonAddress {
     }
 }
 
+impl DaemonAddress {
+    /// A host name that does not resolve makes the address unusable (ILLEGAL_SPREAD).
+    pub(crate) fn unresolved(&self) -> Error {
+        Error::IllegalSpread(self.to_string())
+    }
+
+    /// Nothing accepted a connection here (`source`: the last attempt's error).
+    pub(crate) fn could_not_connect(&self, source: std::io::Error) -> Error {
+        Error::CouldNotConnect {
+            address: self.to_string(),
+            source,
+        }
+    }
+}
+
 impl std::fmt::Display for DaemonAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -5,10 +5,11 @@
 //! thread's probes and the application's requests never interleave.
 
 use crate::address::DaemonAddress;
-use crate::connect::{self, ConnectOptions};
-use crate::inbox::{lock, Inbox};
-use crate::liveness::{self, Liveness, Prober};
+use crate::connect::{self, ConnectOptions, HandshakeInput, HANDSHAKE_CHUNK};
+use crate::inbox::lock;
+use crate::liveness::{Liveness, Prober};
 use crate::proto::Codec;
+use crate::session::{self, closed_or_io, Next, Probing, Session, WriteFailure};
 use crate::types::{Event, Service};
 use crate::Error;
 use spread_wire::handshake::{self, Parsed, Reject};
@@ -16,7 +17,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 enum Transport {
@@ -107,80 +108,43 @@ impl Write for &Transport {
 /// The connection, shared by the Mailbox (reads and writes) and its probe thread (writes).
 struct Shared {
     transport: Transport,
-    /// Held while one whole message is written. `Some` once a write failed: the stream may
-    /// hold half a message, so nothing more is written.
+    /// Held while one whole message is written. `Some` once a write failed.
     writer: Mutex<Option<WriteFailure>>,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum WriteFailure {
-    /// A write stayed blocked past `Liveness::write_stall`: the daemon reads nothing.
-    Stalled(Duration),
-    Closed,
-}
-
-impl WriteFailure {
-    fn error(self) -> Error {
-        match self {
-            WriteFailure::Stalled(after) => Error::DaemonTimeout { after },
-            WriteFailure::Closed => Error::ConnectionClosed,
-        }
-    }
-}
-
 impl Shared {
-    fn lock_writer(&self) -> MutexGuard<'_, Option<WriteFailure>> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Writes one whole message, or notes why it could not.
     fn write_message(&self, bytes: &[u8], stall: Option<Duration>) -> Result<(), Error> {
-        let mut failed = self.lock_writer();
+        let mut failed = lock(&self.writer);
         if let Some(f) = *failed {
             return Err(f.error());
         }
-        match (&self.transport).write_all(bytes) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let failure = match stall {
-                    Some(after) if is_timeout(&e) => WriteFailure::Stalled(after),
-                    _ => WriteFailure::Closed,
-                };
-                *failed = Some(failure);
-                drop(failed);
-                // Whatever is half written must not be followed by anything.
-                self.transport.shutdown(Shutdown::Both);
-                match (failure, closed_or_io(e)) {
-                    (WriteFailure::Stalled(_), _) => Err(failure.error()),
-                    (_, e) => Err(e),
-                }
-            }
-        }
+        let Err(e) = (&self.transport).write_all(bytes) else {
+            return Ok(());
+        };
+        // The write timeout is set only while probing: a timeout is a stalled write.
+        let error = (stall.is_none() || !is_timeout(&e)).then_some(e);
+        let (failure, error) = WriteFailure::of(error, stall);
+        *failed = Some(failure);
+        drop(failed);
+        // Whatever is half written must not be followed by anything; a reader blocked in
+        // `receive` wakes up.
+        self.transport.shutdown(Shutdown::Both);
+        Err(error)
     }
 
+    /// How writing failed, if it did (waits for a write in progress).
     fn write_failure(&self) -> Option<WriteFailure> {
-        *self.lock_writer()
+        *lock(&self.writer)
     }
-}
-
-/// The probe side of a Mailbox: bookkeeping shared with the probe thread, and the channel
-/// whose closing stops that thread.
-struct Probing {
-    prober: Arc<Mutex<Prober>>,
-    liveness: Liveness,
-    _stop: mpsc::Sender<()>,
 }
 
 /// A session with a daemon.
 pub struct Mailbox {
     shared: Arc<Shared>,
-    inbox: Inbox,
-    address: DaemonAddress,
+    /// Dropping the sender stops the probe thread.
+    session: Session<mpsc::Sender<()>>,
     read_timeout: Option<Duration>,
-    probing: Option<Probing>,
-    /// Set once the connection has closed or broken: every later call is refused, as
-    /// 3.17's library does, instead of writing into a dead socket.
-    ended: bool,
 }
 
 /// The probe thread needs little: it sleeps, locks, writes.
@@ -204,49 +168,38 @@ impl Mailbox {
     /// Connects to `address`, ignoring `options.daemon`.
     pub fn connect_to(address: DaemonAddress, options: &ConnectOptions) -> Result<Mailbox, Error> {
         let request = connect::connect_request(options)?;
-        let deadline = options.timeout.map(|t| Instant::now() + t);
-        let transport = open(&address, options.timeout)?;
-        if let (Transport::Tcp(s), Some(k)) = (&transport, options.keepalive) {
-            k.apply(s)?;
-        }
-        let mut buf = Vec::new();
-        (&transport).write_all(&request)?;
-        let offered = read_until(&transport, &mut buf, deadline, handshake::parse_auth_list)?;
+        let mut input = HandshakeInput::new(options, Instant::now());
+        let transport = open(&address, options)?;
+        (&transport).write_all(&request).map_err(closed_or_io)?;
+        let offered = read_until(&transport, &mut input, handshake::parse_auth_list)?;
         let (choice, mode) = connect::auth_choice(options, offered)?;
-        (&transport).write_all(&choice)?;
-        let accepted = read_until(&transport, &mut buf, deadline, handshake::parse_accept)?;
+        (&transport).write_all(&choice).map_err(closed_or_io)?;
+        let accepted = read_until(&transport, &mut input, handshake::parse_accept)?;
         transport.set_read_timeout(None)?;
         let codec = Codec::new(accepted.private_group);
-        let probe = match (options.liveness, mode) {
-            (Some(liveness), Some(mode)) => {
-                let prober = Prober::new(liveness, mode, &codec);
-                // A write blocked this long means the daemon reads nothing: give up then.
-                transport.set_write_timeout(Some(prober.liveness.write_stall()))?;
-                Some(prober)
-            }
-            _ => None,
-        };
+        let prober = connect::prober(options, mode, &codec);
+        if let Some(p) = &prober {
+            // A write blocked this long means the daemon reads nothing: give up then.
+            transport.set_write_timeout(Some(p.liveness.write_stall()))?;
+        }
         let shared = Arc::new(Shared {
             transport,
             writer: Mutex::new(None),
         });
-        let probing = match probe {
+        let probing = match prober {
             Some(prober) => Some(start_probing(&shared, prober)?),
             None => None,
         };
         Ok(Mailbox {
             shared,
-            inbox: Inbox::new(codec, buf),
-            address,
+            session: Session::new(codec, input.into_leftover(), address, probing),
             read_timeout: None,
-            probing,
-            ended: false,
         })
     }
 
     /// Our private group, `#name#daemon`: send to it to reach this session alone.
     pub fn private_group(&self) -> String {
-        self.inbox.own.clone()
+        self.session.private_group()
     }
 
     /// The underlying TCP connection, `None` over the local socket (for inspection, e.g.
@@ -259,27 +212,23 @@ impl Mailbox {
     }
 
     pub fn address(&self) -> &DaemonAddress {
-        &self.address
+        &self.session.address
     }
 
     /// The liveness probing in force (`None` when off): the deadline as applied (see
     /// [`crate::NOOP_MIN_DEADLINE`] with a C daemon), and whether the daemon took our probe (ours)
     /// or not (C 3.17).
     pub fn liveness(&self) -> Option<(Liveness, crate::ProbeMode)> {
-        self.probing
-            .as_ref()
-            .map(|p| (p.liveness, lock(&p.prober).mode))
+        self.session.liveness()
     }
 
     pub fn join(&mut self, group: &str) -> Result<(), Error> {
-        self.check_live()?;
-        let bytes = self.inbox.codec.membership_request(true, group)?;
+        let bytes = self.session.requests()?.membership_request(true, group)?;
         self.send(&bytes)
     }
 
     pub fn leave(&mut self, group: &str) -> Result<(), Error> {
-        self.check_live()?;
-        let bytes = self.inbox.codec.membership_request(false, group)?;
+        let bytes = self.session.requests()?.membership_request(false, group)?;
         self.send(&bytes)
     }
 
@@ -302,11 +251,8 @@ impl Mailbox {
         mess_type: i16,
         parts: &[&[u8]],
     ) -> Result<usize, Error> {
-        self.check_live()?;
-        let bytes = self
-            .inbox
-            .codec
-            .multicast(service, groups, mess_type, parts)?;
+        let codec = self.session.requests()?;
+        let bytes = codec.multicast(service, groups, mess_type, parts)?;
         self.send(&bytes)?;
         Ok(parts.iter().map(|p| p.len()).sum())
     }
@@ -314,7 +260,7 @@ impl Mailbox {
     /// Waits for the next event. With liveness on, fails with [`Error::DaemonTimeout`]
     /// once the daemon has left a probe unanswered for the deadline.
     pub fn receive(&mut self) -> Result<Event, Error> {
-        self.check_live()?;
+        self.session.check_live()?;
         loop {
             if let Some(event) = self.wait(None)? {
                 return Ok(event);
@@ -324,71 +270,53 @@ impl Mailbox {
 
     /// Waits at most `timeout`; `Ok(None)` when nothing came.
     pub fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
-        self.check_live()?;
+        self.session.check_live()?;
         self.wait(Some(Instant::now() + timeout))
     }
 
     /// Bytes received and not yet returned as events, without blocking (3.17's SP_poll).
     /// Probe answers and our own no-op probes are not counted.
     pub fn poll(&mut self) -> Result<usize, Error> {
-        self.check_live()?;
-        let result = {
+        self.session.check_live()?;
+        let began = Instant::now();
+        let (read, restored) = {
             // No write may see the socket non-blocking: hold the write lock meanwhile.
-            let shared = Arc::clone(&self.shared);
-            let _writing = shared.lock_writer();
+            let _writing = lock(&self.shared.writer);
             self.shared.transport.set_nonblocking(true)?;
-            let result = self.read_more();
-            self.shared.transport.set_nonblocking(false)?;
-            result
+            let read = (&self.shared.transport).read(self.session.spare());
+            (read, self.shared.transport.set_nonblocking(false))
         };
-        let result = self.settle(result);
-        match result {
-            Ok(()) => {}
-            Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => self.check_probe()?,
-            Err(e) => return Err(e),
-        }
-        let skipped = self
-            .inbox
-            .skip_swallowed(self.probing.as_ref().map(|p| &*p.prober));
-        self.note(skipped)?;
-        Ok(self.inbox.pending())
+        let shared = &self.shared;
+        let done = self.session.read_done(
+            timed(read),
+            began,
+            || shared.write_failure(),
+            Instant::now(),
+        );
+        restored?;
+        self.closing(done)?;
+        let pending = self.session.pending_after_swallowing();
+        self.closing(pending)
     }
 
     /// Says goodbye to the daemon: our groups see us leave by disconnect.
     pub fn disconnect(mut self) -> Result<(), Error> {
-        self.check_live()?;
-        let bytes = self.inbox.codec.disconnect_request();
+        let bytes = self.session.requests()?.disconnect_request();
         self.send(&bytes)
     }
 
-    fn check_live(&self) -> Result<(), Error> {
-        if self.ended {
-            Err(Error::IllegalSession)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Marks the session ended when `result` says the connection is gone.
-    fn note<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
-        if let Err(e) = &result {
-            if e.ends_session() {
-                self.end();
-            }
+    /// `result`, after closing the connection at once if the session has ended.
+    fn closing<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if self.session.ended() {
+            self.shared.transport.shutdown(Shutdown::Both);
         }
         result
     }
 
-    fn end(&mut self) {
-        self.ended = true;
-        self.probing = None;
-        self.shared.transport.shutdown(Shutdown::Both);
-    }
-
     fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let stall = self.probing.as_ref().map(|p| p.liveness.write_stall());
-        let result = self.shared.write_message(bytes, stall);
-        self.note(result)
+        let written = self.shared.write_message(bytes, self.session.write_stall());
+        let written = self.session.note(written);
+        self.closing(written)
     }
 
     fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
@@ -399,79 +327,21 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Returns an event, or `None` once `deadline` passed. Reads in slices while probing,
-    /// to look at the probe's clock between them.
+    /// Returns an event, or `None` once `deadline` passed.
     fn wait(&mut self, deadline: Option<Instant>) -> Result<Option<Event>, Error> {
         loop {
-            if let Some(event) = self.take_event()? {
-                return Ok(Some(event));
-            }
-            let probing = self.probing.as_ref().map(|p| &p.liveness);
-            let Some(slice) = liveness::read_slice(deadline, probing, Instant::now()) else {
-                return Ok(None);
+            let slice = match self.session.next(deadline, Instant::now()) {
+                Next::Ready(ready) => return self.closing(ready),
+                Next::Read(slice) => slice,
             };
             self.set_timeout(slice)?;
-            match self.fill() {
-                Ok(()) => {}
-                Err(Error::Io(e)) if is_timeout(&e) => self.check_probe()?,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Fails with [`Error::DaemonTimeout`] (ending the session) when a probe went
-    /// unanswered for the deadline or a write stalled that long.
-    fn check_probe(&mut self) -> Result<(), Error> {
-        let Some(p) = &self.probing else {
-            return Ok(());
-        };
-        let overdue = lock(&p.prober).overdue(Instant::now());
-        let result = match (overdue, self.shared.write_failure()) {
-            (Some(after), _) => Err(Error::DaemonTimeout { after }),
-            (None, Some(f)) => Err(f.error()),
-            (None, None) => Ok(()),
-        };
-        self.note(result)
-    }
-
-    fn take_event(&mut self) -> Result<Option<Event>, Error> {
-        let taken = self
-            .inbox
-            .take_event(self.probing.as_ref().map(|p| &*p.prober));
-        self.note(taken)
-    }
-
-    fn fill(&mut self) -> Result<(), Error> {
-        let result = self.read_more();
-        self.settle(result)
-    }
-
-    /// What a read's result means for the session (not under the write lock).
-    fn settle(&mut self, mut result: Result<(), Error>) -> Result<(), Error> {
-        if result.is_err() {
-            // The probe thread gave up on a stalled write and closed the socket under us.
-            if let Some(f @ WriteFailure::Stalled(_)) = self.shared.write_failure() {
-                result = Err(f.error());
-            }
-        }
-        match &result {
-            // A timeout or an empty non-blocking read leaves the session alive.
-            Err(Error::Io(e)) if is_timeout(e) => result,
-            _ => self.note(result),
-        }
-    }
-
-    fn read_more(&mut self) -> Result<(), Error> {
-        let began = Instant::now();
-        let result = (&self.shared.transport).read(self.inbox.spare());
-        let n = *result.as_ref().unwrap_or(&0);
-        let prober = self.probing.as_ref().map(|p| &*p.prober);
-        self.inbox.filled(n, began, prober);
-        match result {
-            Ok(0) => Err(Error::ConnectionClosed),
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            Err(e) => Err(closed_or_io(e)),
+            let began = Instant::now();
+            let read = timed((&self.shared.transport).read(self.session.spare()));
+            let shared = &self.shared;
+            let done =
+                self.session
+                    .read_done(read, began, || shared.write_failure(), Instant::now());
+            self.closing(done)?;
         }
     }
 }
@@ -480,8 +350,8 @@ impl Drop for Mailbox {
     fn drop(&mut self) {
         // The probe thread stops at once (a write it is blocked in fails at our FIN); the
         // connection closes now, not when the thread lets go of it.
-        self.probing = None;
-        if self.ended {
+        self.session.stop_probing();
+        if self.session.ended() {
             self.shared.transport.shutdown(Shutdown::Both);
         } else {
             self.shared.transport.close_gracefully();
@@ -489,38 +359,27 @@ impl Drop for Mailbox {
     }
 }
 
-/// Sends the first probe at once (so our daemon learns the promise) and starts the thread
-/// that sends the others every interval until the Mailbox goes.
-fn start_probing(shared: &Arc<Shared>, prober: Prober) -> Result<Probing, Error> {
+/// Sends the first probe at once and starts the thread that sends the others every
+/// interval until the Mailbox goes.
+fn start_probing(shared: &Arc<Shared>, prober: Prober) -> Result<Probing<mpsc::Sender<()>>, Error> {
     let liveness = prober.liveness;
-    let bytes = prober.bytes().to_vec();
-    let prober = Arc::new(Mutex::new(prober));
-    let now = Instant::now();
-    lock(&prober).sent(now);
+    let (prober, bytes) = session::first_probe(prober, Instant::now());
     shared.write_message(&bytes, Some(liveness.write_stall()))?;
     let (stop, stopped) = mpsc::channel::<()>();
     let (shared, thread_prober) = (Arc::clone(shared), Arc::clone(&prober));
     std::thread::Builder::new()
         .name("spread-probe".into())
         .stack_size(PROBE_THREAD_STACK)
-        .spawn(move || loop {
-            match stopped.recv_timeout(liveness.interval) {
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                _ => return,
-            }
-            let now = Instant::now();
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(liveness.interval)
             {
-                let mut p = lock(&thread_prober);
-                if !p.due(now) {
-                    continue;
+                if lock(&thread_prober).send_if_due(Instant::now())
+                    && shared
+                        .write_message(&bytes, Some(liveness.write_stall()))
+                        .is_err()
+                {
+                    return;
                 }
-                p.sent(now);
-            }
-            if shared
-                .write_message(&bytes, Some(liveness.write_stall()))
-                .is_err()
-            {
-                return;
             }
         })?;
     Ok(Probing {
@@ -537,82 +396,49 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-fn closed_or_io(e: io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => Error::ConnectionClosed,
-        _ => Error::Io(e),
+/// A read's result with its time running out (a read timeout, or nothing to read without
+/// blocking) as `None`, as the session takes it.
+fn timed(read: io::Result<usize>) -> Option<io::Result<usize>> {
+    match read {
+        Err(e) if is_timeout(&e) => None,
+        read => Some(read),
     }
 }
 
-fn open(address: &DaemonAddress, timeout: Option<Duration>) -> Result<Transport, Error> {
-    let fail = |source| Error::CouldNotConnect {
-        address: address.to_string(),
-        source,
-    };
-    match address {
-        DaemonAddress::Local(path) => UnixStream::connect(path)
-            .map(Transport::Local)
-            .map_err(fail),
+fn open(address: &DaemonAddress, options: &ConnectOptions) -> Result<Transport, Error> {
+    let transport = match address {
+        DaemonAddress::Local(path) => UnixStream::connect(path).map(Transport::Local),
         DaemonAddress::Tcp { host, port } => {
-            let addrs: Vec<_> = (host.as_str(), *port)
+            let addrs = (host.as_str(), *port)
                 .to_socket_addrs()
-                .map_err(|_| Error::IllegalSpread(address.to_string()))?
-                .collect();
-            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-            for a in addrs {
-                let attempt = match timeout {
-                    Some(t) => TcpStream::connect_timeout(&a, t),
-                    None => TcpStream::connect(a),
-                };
-                match attempt {
-                    Ok(s) => {
-                        s.set_nodelay(true)?;
-                        return Ok(Transport::Tcp(s));
-                    }
-                    Err(e) => last = e,
-                }
-            }
-            Err(fail(last))
+                .map_err(|_| address.unresolved())?;
+            connect::first_connected(addrs, |a| match options.timeout {
+                Some(t) => TcpStream::connect_timeout(&a, t),
+                None => TcpStream::connect(a),
+            })
+            .map(Transport::Tcp)
         }
+    };
+    let transport = transport.map_err(|source| address.could_not_connect(source))?;
+    if let Transport::Tcp(stream) = &transport {
+        connect::tune(stream, options)?;
     }
+    Ok(transport)
 }
 
-/// Reads until `parse` finds a whole item, removing it from `buf`.
+/// Reads until `parse` finds a whole item in what the daemon sent.
 fn read_until<T>(
     transport: &Transport,
-    buf: &mut Vec<u8>,
-    deadline: Option<Instant>,
+    input: &mut HandshakeInput,
     parse: impl Fn(&[u8]) -> Result<Parsed<T>, Reject>,
 ) -> Result<T, Error> {
     loop {
-        match parse(buf).map_err(Error::Rejected)? {
-            Parsed::Done(item, used) => {
-                buf.drain(..used);
-                return Ok(item);
-            }
-            Parsed::NeedMore => {}
+        if let Some(item) = input.take(&parse)? {
+            return Ok(item);
         }
-        let left = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::Timeout);
-                }
-                Some(left)
-            }
-            None => None,
-        };
-        transport.set_read_timeout(left)?;
-        let mut chunk = [0u8; 512];
-        let mut reader = transport;
-        match reader.read(&mut chunk) {
-            Ok(0) => return Err(Error::ConnectionClosed),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if is_timeout(&e) => return Err(Error::Timeout),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(closed_or_io(e)),
-        }
+        transport.set_read_timeout(input.time_left(Instant::now())?)?;
+        let mut chunk = [0u8; HANDSHAKE_CHUNK];
+        let read = timed((&*transport).read(&mut chunk));
+        input.received(&chunk, read)?;
     }
 }

@@ -1,13 +1,17 @@
 //! Connect options and the client's steps of the 3.17 handshake, without I/O: the
-//! blocking and the async transport both write what these build and parse what they read
-//! with spread-wire's parsers.
+//! blocking and the async transport both write what these build and find the daemon's
+//! answers in what they read with [`HandshakeInput`].
 
-use crate::liveness::{Liveness, ProbeMode};
+use crate::liveness::{Liveness, ProbeMode, Prober};
+use crate::proto::Codec;
+use crate::session::read_outcome;
 use crate::{Error, Keepalive};
-use spread_wire::handshake::{self, ConnectRequest, Reject, Version, AUTH_CHOICE_LEN};
+use spread_wire::handshake::{self, ConnectRequest, Parsed, Reject, Version, AUTH_CHOICE_LEN};
 use spread_wire::names::is_name_byte;
 use spread_wire::probe;
-use std::time::Duration;
+use std::io;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 /// How to connect.
 #[derive(Clone, Debug)]
@@ -136,6 +140,112 @@ pub(crate) fn auth_choice(
         return Err(Error::Rejected(Reject::Auth));
     }
     Ok((handshake::encode_auth_choice(&options.auth_methods), mode))
+}
+
+/// Tries the addresses a host name resolved to, in turn: the first connection made, or the
+/// last error.
+pub(crate) fn first_connected<A, S>(
+    addrs: impl IntoIterator<Item = A>,
+    mut connect: impl FnMut(A) -> io::Result<S>,
+) -> io::Result<S> {
+    let mut attempt = Err(no_address());
+    for a in addrs {
+        attempt = connect(a);
+        if attempt.is_ok() {
+            break;
+        }
+    }
+    attempt
+}
+
+/// The error of a host name that resolved to no address at all.
+pub(crate) fn no_address() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "no address")
+}
+
+/// A new TCP connection: Nagle off (a request must leave at once) and the keepalive asked
+/// for.
+pub(crate) fn tune(stream: &impl AsFd, options: &ConnectOptions) -> io::Result<()> {
+    socket2::SockRef::from(stream).set_nodelay(true)?;
+    match options.keepalive {
+        Some(k) => k.apply(stream),
+        None => Ok(()),
+    }
+}
+
+/// Step 3, once accepted: the session's probe bookkeeping, `None` when it does not probe.
+pub(crate) fn prober(
+    options: &ConnectOptions,
+    mode: Option<ProbeMode>,
+    codec: &Codec,
+) -> Option<Prober> {
+    match (options.liveness, mode) {
+        (Some(liveness), Some(mode)) => Some(Prober::new(liveness, mode, codec)),
+        _ => None,
+    }
+}
+
+/// What the daemon sent during the handshake, read so far, and the handshake's deadline.
+/// The transport reads; this finds the daemon's answers in the bytes and keeps what
+/// follows the accept for the session.
+pub(crate) struct HandshakeInput {
+    buf: Vec<u8>,
+    deadline: Option<Instant>,
+}
+
+/// How much one handshake read takes: the answers are short, and what follows the accept
+/// belongs to the session.
+pub(crate) const HANDSHAKE_CHUNK: usize = 512;
+
+impl HandshakeInput {
+    /// A handshake of at most `options.timeout`, starting at `now`.
+    pub fn new(options: &ConnectOptions, now: Instant) -> HandshakeInput {
+        HandshakeInput {
+            buf: Vec::new(),
+            deadline: options.timeout.map(|t| now + t),
+        }
+    }
+
+    /// The item `parse` finds at the front of what was read, taken out; `None` until it
+    /// has come whole.
+    pub fn take<T>(
+        &mut self,
+        parse: impl Fn(&[u8]) -> Result<Parsed<T>, Reject>,
+    ) -> Result<Option<T>, Error> {
+        match parse(&self.buf).map_err(Error::Rejected)? {
+            Parsed::Done(item, used) => {
+                self.buf.drain(..used);
+                Ok(Some(item))
+            }
+            Parsed::NeedMore => Ok(None),
+        }
+    }
+
+    /// How long the next read may wait (`None`: without limit); [`Error::Timeout`] once
+    /// the deadline has passed.
+    pub fn time_left(&self, now: Instant) -> Result<Option<Duration>, Error> {
+        match self.deadline {
+            Some(d) if d <= now => Err(Error::Timeout),
+            Some(d) => Ok(Some(d - now)),
+            None => Ok(None),
+        }
+    }
+
+    /// A read into `chunk` brought `read` (`None`: its time ran out).
+    pub fn received(&mut self, chunk: &[u8], read: Option<io::Result<usize>>) -> Result<(), Error> {
+        match read_outcome(read)? {
+            Some(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            None => Err(Error::Timeout),
+        }
+    }
+
+    /// What the daemon sent after the accept: the session's first bytes.
+    pub fn into_leftover(self) -> Vec<u8> {
+        self.buf
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 use crate::address::DaemonAddress;
 use crate::blocking::Mailbox;
 use crate::connect::ConnectOptions;
+pub use crate::types::FailoverInfo;
 use crate::types::{Event, Service};
 use crate::Error;
 use spread_wire::names::is_legal_group_name;
@@ -127,31 +128,26 @@ impl FailoverOptions {
     }
 }
 
-/// What [`Event::Failover`] reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FailoverInfo {
-    /// The daemon whose session ended.
-    pub lost: DaemonAddress,
-    /// The daemon serving us now.
-    pub now: DaemonAddress,
-    /// Why the session ended (the error's text).
-    pub cause: String,
-    /// When the loss was noticed (wall clock): the failover took from then until this
-    /// event was made.
-    pub detected_at: SystemTime,
-    /// Always true: messages delivered to the old session but not read, and those sent
-    /// between its end and the re-join, are lost.
-    pub may_have_missed_messages: bool,
-    /// The groups joined again on `now` (every group the application was in).
-    pub rejoined: Vec<String>,
-    /// Our new private group.
-    pub private_group: String,
+/// What the policy asks of a session, blocking or async.
+pub(crate) trait Served {
+    fn address(&self) -> &DaemonAddress;
+    fn private_group(&self) -> String;
+}
+
+impl Served for Mailbox {
+    fn address(&self) -> &DaemonAddress {
+        Mailbox::address(self)
+    }
+    fn private_group(&self) -> String {
+        Mailbox::private_group(self)
+    }
 }
 
 /// The policy shared by the blocking and the async failover types: addresses, order,
-/// backoff, remembered groups. No I/O, no clock of its own.
+/// backoff, remembered groups, and the session serving us (`M`: a blocking or an async
+/// Mailbox). No I/O, no clock of its own: the wrappers connect, sleep and call.
 #[derive(Debug)]
-pub(crate) struct Plan {
+pub(crate) struct Plan<M> {
     pub addresses: Vec<DaemonAddress>,
     order: Order,
     backoff: Backoff,
@@ -167,6 +163,8 @@ pub(crate) struct Plan {
     /// Failovers not yet reported by `receive`.
     pub pending: VecDeque<FailoverInfo>,
     rng: u64,
+    /// The session serving us, `None` while none does (the next call reconnects).
+    pub session: Option<M>,
 }
 
 /// What a reconnect does next.
@@ -188,10 +186,24 @@ pub(crate) struct Schedule {
     pause: Duration,
     give_up_at: Option<Instant>,
     waited: bool,
+    /// Why the last attempt failed.
+    last_error: Option<Error>,
 }
 
-impl Plan {
-    pub fn new(options: &FailoverOptions) -> Result<Plan, Error> {
+impl Schedule {
+    /// The attempt `Step::Try` named failed.
+    pub fn failed(&mut self, error: Error) {
+        self.last_error = Some(error);
+    }
+
+    /// What to return on `Step::GiveUp`: the last attempt's error.
+    pub fn give_up(&mut self) -> Error {
+        self.last_error.take().unwrap_or(Error::Timeout)
+    }
+}
+
+impl<M> Plan<M> {
+    pub fn new(options: &FailoverOptions) -> Result<Plan<M>, Error> {
         if options.daemons.is_empty() {
             return Err(Error::IllegalSpread(
                 "no daemon addresses to fail over".into(),
@@ -220,7 +232,24 @@ impl Plan {
             lost: None,
             pending: VecDeque::new(),
             rng,
+            session: None,
         })
+    }
+
+    /// The daemon serving us, `None` while none does.
+    pub fn address(&self) -> Option<&DaemonAddress>
+    where
+        M: Served,
+    {
+        self.session.as_ref().map(M::address)
+    }
+
+    /// Our private group on the daemon serving us.
+    pub fn private_group(&self) -> Option<String>
+    where
+        M: Served,
+    {
+        self.session.as_ref().map(M::private_group)
     }
 
     /// The groups to join on a new session.
@@ -244,11 +273,31 @@ impl Plan {
     }
 
     /// The session at `current` ended because of `cause`, noticed `at` (the first cause
-    /// is kept until a new session is up).
+    /// is kept until a new session is up). The session is dropped, which closes it.
     pub fn lose(&mut self, cause: &Error, at: SystemTime) {
         if self.lost.is_none() {
             self.lost = Some((self.current, cause.to_string(), at));
         }
+        self.session = None;
+    }
+
+    /// Whether `result`, of a call on the session, says the session was lost (noticed
+    /// `at`); if so the loss is recorded and the next call reconnects. The application gets
+    /// the error of a lost multicast (it may or may not have been sent); a lost join,
+    /// leave or receive is retried by reconnecting instead.
+    pub fn lost<T>(&mut self, result: &Result<T, Error>, at: SystemTime) -> bool {
+        match result {
+            Err(e) if e.is_session_lost() => {
+                self.lose(e, at);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The next [`Event::Failover`] `receive` reports before anything else.
+    pub fn failover_event(&mut self) -> Option<Event> {
+        self.pending.pop_front().map(Event::Failover)
     }
 
     /// A reconnect starting at `now`: after the lost daemon if there is one, else from the
@@ -261,6 +310,7 @@ impl Plan {
             pause: self.backoff.initial,
             give_up_at: self.give_up_after.map(|d| now + d),
             waited: false,
+            last_error: None,
         };
         s.round = self.round(after);
         s
@@ -323,9 +373,11 @@ impl Plan {
         x
     }
 
-    /// A new session is up at `index`, with `private_group`: records the failover (if this
-    /// was one) for `receive` to report.
-    pub fn connected(&mut self, index: usize, private_group: String) {
+    /// A new `session` is up at `index`, with `private_group`, every group joined again:
+    /// it serves from now on, and the failover (if this was one) waits for `receive` to
+    /// report it.
+    pub fn connected(&mut self, index: usize, private_group: String, session: M) {
+        self.session = Some(session);
         self.current = index;
         if let Some((lost, cause, detected_at)) = self.lost.take() {
             self.pending.push_back(FailoverInfo {
@@ -345,8 +397,7 @@ impl Plan {
 /// another daemon of [`FailoverOptions::daemons`], joins the groups again and reports
 /// [`Event::Failover`]. See the [module documentation](self) for what may be lost.
 pub struct Failover {
-    plan: Plan,
-    mailbox: Option<Mailbox>,
+    plan: Plan<Mailbox>,
 }
 
 impl Failover {
@@ -355,20 +406,19 @@ impl Failover {
     pub fn connect(options: &FailoverOptions) -> Result<Failover, Error> {
         let mut f = Failover {
             plan: Plan::new(options)?,
-            mailbox: None,
         };
-        f.reconnect()?;
+        f.live()?;
         Ok(f)
     }
 
     /// The daemon serving us, `None` while none does.
     pub fn address(&self) -> Option<&DaemonAddress> {
-        self.mailbox.as_ref().map(Mailbox::address)
+        self.plan.address()
     }
 
     /// Our private group on the current daemon.
     pub fn private_group(&self) -> Option<String> {
-        self.mailbox.as_ref().map(Mailbox::private_group)
+        self.plan.private_group()
     }
 
     /// The groups joined (and joined again after every failover).
@@ -379,20 +429,22 @@ impl Failover {
     /// Joins `group`, now and after every failover.
     pub fn join(&mut self, group: &str) -> Result<(), Error> {
         self.plan.joined(group)?;
-        match self.live()?.join(group) {
+        let joined = self.live()?.join(group);
+        if self.plan.lost(&joined, SystemTime::now()) {
             // The reconnect joins it with the others.
-            Err(e) if e.is_session_lost() => self.fail_over(e),
-            r => r,
+            return self.live().map(drop);
         }
+        joined
     }
 
     /// Leaves `group`, and forgets it.
     pub fn leave(&mut self, group: &str) -> Result<(), Error> {
         self.plan.left(group);
-        match self.live()?.leave(group) {
-            Err(e) if e.is_session_lost() => self.fail_over(e),
-            r => r,
+        let left = self.live()?.leave(group);
+        if self.plan.lost(&left, SystemTime::now()) {
+            return self.live().map(drop);
         }
+        left
     }
 
     /// Sends through the current daemon. When the session has ended, returns that error:
@@ -404,27 +456,24 @@ impl Failover {
         mess_type: i16,
         data: &[u8],
     ) -> Result<usize, Error> {
-        let result = self.live()?.multicast(service, groups, mess_type, data);
-        if let Err(e) = &result {
-            if e.is_session_lost() {
-                self.plan.lose(e, SystemTime::now());
-                self.mailbox = None;
-            }
-        }
-        result
+        let sent = self.live()?.multicast(service, groups, mess_type, data);
+        self.plan.lost(&sent, SystemTime::now());
+        sent
     }
 
     /// The next event; after a failover, first [`Event::Failover`]. Fails only when no
     /// daemon could be reached within `give_up_after`, or for errors of the call itself.
     pub fn receive(&mut self) -> Result<Event, Error> {
         loop {
-            if let Some(info) = self.plan.pending.pop_front() {
-                return Ok(Event::Failover(info));
+            if let Some(failover) = self.plan.failover_event() {
+                return Ok(failover);
             }
-            match self.live()?.receive() {
-                Err(e) if e.is_session_lost() => self.fail_over(e)?,
-                r => return r,
+            let received = self.live()?.receive();
+            if !self.plan.lost(&received, SystemTime::now()) {
+                return received;
             }
+            // Reconnect now: the failover is reported before anything the new session brings.
+            self.live()?;
         }
     }
 
@@ -433,56 +482,44 @@ impl Failover {
     pub fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(info) = self.plan.pending.pop_front() {
-                return Ok(Some(Event::Failover(info)));
+            if let Some(failover) = self.plan.failover_event() {
+                return Ok(Some(failover));
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.live()?.receive_timeout(left) {
-                Err(e) if e.is_session_lost() => self.fail_over(e)?,
-                r => return r,
+            let received = self.live()?.receive_timeout(left);
+            if !self.plan.lost(&received, SystemTime::now()) {
+                return received;
             }
+            // Reconnect now: the failover is reported before anything the new session brings.
+            self.live()?;
         }
     }
 
     /// Ends the session with the current daemon (if any).
     pub fn disconnect(mut self) -> Result<(), Error> {
-        match self.mailbox.take() {
+        match self.plan.session.take() {
             Some(m) => m.disconnect(),
             None => Ok(()),
         }
     }
 
+    /// The session, after reconnecting if there is none: tries daemons until one serves
+    /// us with every group joined again.
     fn live(&mut self) -> Result<&mut Mailbox, Error> {
-        if self.mailbox.is_none() {
-            self.reconnect()?;
-        }
-        Ok(self.mailbox.as_mut().expect("connected"))
-    }
-
-    fn fail_over(&mut self, cause: Error) -> Result<(), Error> {
-        self.plan.lose(&cause, SystemTime::now());
-        self.mailbox = None;
-        self.reconnect()
-    }
-
-    /// Tries daemons until one serves us with every group joined again.
-    fn reconnect(&mut self) -> Result<(), Error> {
-        let mut schedule = self.plan.schedule(Instant::now());
-        let mut last = None;
-        loop {
-            match self.plan.next(&mut schedule, Instant::now()) {
-                Step::Try(i) => match self.try_daemon(i) {
-                    Ok(m) => {
-                        self.plan.connected(i, m.private_group());
-                        self.mailbox = Some(m);
-                        return Ok(());
-                    }
-                    Err(e) => last = Some(e),
-                },
-                Step::Wait(pause) => std::thread::sleep(pause),
-                Step::GiveUp => return Err(last.unwrap_or(Error::Timeout)),
+        if self.plan.session.is_none() {
+            let mut schedule = self.plan.schedule(Instant::now());
+            while self.plan.session.is_none() {
+                match self.plan.next(&mut schedule, Instant::now()) {
+                    Step::Try(i) => match self.try_daemon(i) {
+                        Ok(m) => self.plan.connected(i, m.private_group(), m),
+                        Err(e) => schedule.failed(e),
+                    },
+                    Step::Wait(pause) => std::thread::sleep(pause),
+                    Step::GiveUp => return Err(schedule.give_up()),
+                }
             }
         }
+        Ok(self.plan.session.as_mut().expect("connected"))
     }
 
     fn try_daemon(&self, i: usize) -> Result<Mailbox, Error> {
@@ -498,7 +535,7 @@ impl Failover {
 mod tests {
     use super::*;
 
-    fn plan(n: usize, order: Order) -> Plan {
+    fn plan(n: usize, order: Order) -> Plan<()> {
         let daemons: Vec<String> = (1..=n).map(|i| format!("4803@127.0.0.{i}")).collect();
         Plan::new(
             &FailoverOptions::new(daemons, ConnectOptions::new(""))
@@ -514,7 +551,7 @@ mod tests {
         let t = Instant::now();
         let mut s = p.schedule(t);
         assert_eq!(p.next(&mut s, t), Step::Try(0));
-        p.connected(0, "#a#n1".into());
+        p.connected(0, "#a#n1".into(), ());
         assert!(p.pending.is_empty(), "the first connect is no failover");
         p.current = 1;
         p.lose(&Error::ConnectionClosed, SystemTime::now());
@@ -535,7 +572,7 @@ mod tests {
             ]
         );
         assert_eq!(p.next(&mut s, t + Duration::from_secs(10)), Step::GiveUp);
-        p.connected(2, "#a#n3".into());
+        p.connected(2, "#a#n3".into(), ());
         let info = p.pending.pop_front().unwrap();
         assert_eq!(info.lost.to_string(), "4803@127.0.0.2");
         assert_eq!(info.now.to_string(), "4803@127.0.0.3");

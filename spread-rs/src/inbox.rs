@@ -12,8 +12,10 @@ use std::time::Instant;
 /// How much to read at once.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
-pub(crate) fn lock(p: &Mutex<Prober>) -> MutexGuard<'_, Prober> {
-    p.lock().unwrap_or_else(|p| p.into_inner())
+/// Locks `m`, also after a panic elsewhere: what it guards stays consistent (each holder
+/// makes one whole change).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub(crate) struct Inbox {

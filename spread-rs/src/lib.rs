@@ -16,8 +16,9 @@
 //! ```
 //!
 //! Layout: [`proto`] turns requests into bytes and bytes into [`Event`]s without doing any
-//! I/O; [`Mailbox`] is the blocking transport over TCP or the local socket, and
-//! `spread::tokio` (cargo feature `tokio`) the async one over the same codec.
+//! I/O, and a sans-IO session state decides what reads, writes and failures mean;
+//! [`Mailbox`] is the blocking transport over TCP or the local socket, and `spread::tokio`
+//! (cargo feature `tokio`) the async one over the same codec and session state.
 //!
 //! Liveness: by default a Mailbox probes its daemon every second ([`Liveness`]) — with our
 //! daemon through the probe extension, with a C 3.17 daemon by an empty message to its own
@@ -33,9 +34,9 @@ mod connect;
 mod error;
 pub mod failover;
 mod inbox;
-mod keepalive;
 mod liveness;
 pub mod proto;
+mod session;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod types;
@@ -44,11 +45,12 @@ pub use address::DaemonAddress;
 pub use blocking::Mailbox;
 pub use connect::ConnectOptions;
 pub use error::Error;
-pub use failover::{Backoff, Failover, FailoverInfo, FailoverOptions, Order};
-pub use keepalive::Keepalive;
+pub use failover::{Backoff, Failover, FailoverOptions, Order};
 pub use liveness::{Liveness, ProbeMode, NOOP_MESS_TYPE, NOOP_MIN_DEADLINE};
+pub use spread_sockopt::Keepalive;
 pub use types::{
-    Cause, Event, GroupId, Membership, MembershipChange, Message, Rejected, Service, ServiceKind,
+    Cause, Event, FailoverInfo, GroupId, Membership, MembershipChange, Message, Rejected, Service,
+    ServiceKind,
 };
 
 /// The largest `data + 32 x groups` a 3.17 daemon accepts in one message.

@@ -182,6 +182,15 @@ impl Prober {
         }
     }
 
+    /// Whether to send a probe at `now` (see [`Prober::due`]); if so, it counts as sent.
+    pub fn send_if_due(&mut self, now: Instant) -> bool {
+        let due = self.due(now);
+        if due {
+            self.sent(now);
+        }
+        due
+    }
+
     /// A probe was written (its writing began at `at`).
     pub fn sent(&mut self, at: Instant) {
         self.unanswered_since.get_or_insert(at);

@@ -1,81 +1,101 @@
 //! The async client over tokio (cargo feature `tokio`): [`Mailbox`] and [`Failover`], with
 //! the semantics of the blocking [`crate::Mailbox`] and [`crate::Failover`].
 //!
-//! Both drive the same sans-IO pieces as the blocking transport: the handshake steps, the
-//! [`crate::proto::Codec`], the probe bookkeeping and the failover policy. Liveness probes
-//! are written by a task spawned at connect (so a runtime must be running), through the same
-//! lock as the application's requests; the task is aborted when the Mailbox goes.
+//! Both drive the same sans-IO pieces as the blocking transport — the handshake steps, the
+//! session state (when it has ended, what a read or a failed write means, how long to read),
+//! the [`crate::proto::Codec`], the probe bookkeeping and the failover policy — and differ
+//! only in their I/O calls. Liveness probes are written by a task spawned at connect (so a
+//! runtime must be running), through the same lock as the application's requests; the task
+//! is aborted when the Mailbox goes.
 //!
 //! 3.17's `SP_poll` has no counterpart here: an async caller awaits [`Mailbox::receive`]
 //! (or races it with other futures) instead of asking how many bytes are waiting.
 
 use crate::address::DaemonAddress;
-use crate::connect::{self, ConnectOptions};
-use crate::failover::{FailoverOptions, Plan, Step};
-use crate::inbox::{lock, Inbox};
-use crate::liveness::{self, Liveness, ProbeMode, Prober};
+use crate::connect::{self, ConnectOptions, HandshakeInput, HANDSHAKE_CHUNK};
+use crate::failover::{FailoverOptions, Plan, Served, Step};
+use crate::inbox::lock;
+use crate::liveness::{Liveness, ProbeMode, Prober};
 use crate::proto::Codec;
+use crate::session::{self, closed_or_io, Next, Probing, Session, WriteFailure};
 use crate::types::{Event, Service};
 use crate::Error;
-use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use ::tokio::net::{TcpStream, UnixStream};
+use ::tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use ::tokio::net::{tcp, unix, TcpStream, UnixStream};
 use ::tokio::sync::Mutex as AsyncMutex;
 use ::tokio::task::JoinHandle;
 use spread_wire::handshake::{self, Parsed, Reject};
 use std::io;
+use std::net::Shutdown;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-type Reader = Box<dyn AsyncRead + Send + Unpin>;
-type Writer = Box<dyn AsyncWrite + Send + Unpin>;
-
-/// The write half, shared with the probe task. `failed` is set once a write failed (the
-/// stream may hold half a message, so nothing more is written).
-struct WriteHalf {
-    writer: Writer,
-    failed: Option<Error>,
+/// The read half of the connection, which can also close the whole connection at once.
+enum ReadHalf {
+    Tcp(tcp::OwnedReadHalf),
+    Local(unix::OwnedReadHalf),
 }
 
-fn copy_failure(e: &Error) -> Error {
-    match e {
-        Error::DaemonTimeout { after } => Error::DaemonTimeout { after: *after },
-        _ => Error::ConnectionClosed,
+impl ReadHalf {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ReadHalf::Tcp(r) => r.read(buf).await,
+            ReadHalf::Local(r) => r.read(buf).await,
+        }
+    }
+
+    /// Shuts the connection down both ways, the write half's side too.
+    fn close_now(&self) {
+        let socket = match self {
+            ReadHalf::Tcp(r) => socket2::SockRef::from(r.as_ref()),
+            ReadHalf::Local(r) => socket2::SockRef::from(r.as_ref()),
+        };
+        let _ = socket.shutdown(Shutdown::Both);
     }
 }
 
-/// Writes one whole message under the lock; a write blocked for `stall` is a stalled
-/// daemon.
-async fn write_message(
-    half: &AsyncMutex<WriteHalf>,
-    bytes: &[u8],
-    stall: Option<Duration>,
-) -> Result<(), Error> {
-    let mut half = half.lock().await;
-    if let Some(e) = &half.failed {
-        return Err(copy_failure(e));
-    }
-    let result = match stall {
-        Some(after) => match ::tokio::time::timeout(after, half.writer.write_all(bytes)).await {
-            Ok(r) => r.map_err(closed_or_io),
-            Err(_) => Err(Error::DaemonTimeout { after }),
-        },
-        None => half.writer.write_all(bytes).await.map_err(closed_or_io),
-    };
-    if let Err(e) = &result {
-        half.failed = Some(copy_failure(e));
-    }
-    result
+/// The write side, shared with the probe task: one whole message at a time under `half`'s
+/// lock. `failed` is set once a write failed (outside that lock, so that the reader learns
+/// it without waiting for a write in progress).
+struct Writer {
+    half: AsyncMutex<Box<dyn AsyncWrite + Send + Unpin>>,
+    failed: Mutex<Option<WriteFailure>>,
 }
 
-struct Probing {
-    prober: Arc<Mutex<Prober>>,
-    liveness: Liveness,
-    task: JoinHandle<()>,
+impl Writer {
+    /// Writes one whole message; a write blocked for `stall` is a stalled daemon.
+    async fn write_message(&self, bytes: &[u8], stall: Option<Duration>) -> Result<(), Error> {
+        let mut half = self.half.lock().await;
+        if let Some(f) = self.failure() {
+            return Err(f.error());
+        }
+        let written = match stall {
+            Some(after) => ::tokio::time::timeout(after, half.write_all(bytes))
+                .await
+                .ok(),
+            None => Some(half.write_all(bytes).await),
+        };
+        let error = match written {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        let (failure, error) = WriteFailure::of(error, stall);
+        *lock(&self.failed) = Some(failure);
+        Err(error)
+    }
+
+    fn failure(&self) -> Option<WriteFailure> {
+        *lock(&self.failed)
+    }
 }
 
-impl Drop for Probing {
+/// Aborts the probe task when dropped.
+struct ProbeTask(JoinHandle<()>);
+
+impl Drop for ProbeTask {
     fn drop(&mut self) {
-        self.task.abort();
+        self.0.abort();
     }
 }
 
@@ -86,12 +106,9 @@ const LINGER: Duration = Duration::from_secs(2);
 /// dropping it closes the connection at once, and bytes the daemon has not read yet may be
 /// lost.
 pub struct Mailbox {
-    reader: Reader,
-    writer: Arc<AsyncMutex<WriteHalf>>,
-    inbox: Inbox,
-    address: DaemonAddress,
-    probing: Option<Probing>,
-    ended: bool,
+    reader: ReadHalf,
+    writer: Arc<Writer>,
+    session: Session<ProbeTask>,
 }
 
 impl Mailbox {
@@ -115,61 +132,50 @@ impl Mailbox {
         options: &ConnectOptions,
     ) -> Result<Mailbox, Error> {
         let request = connect::connect_request(options)?;
-        let deadline = options.timeout.map(|t| Instant::now() + t);
+        let mut input = HandshakeInput::new(options, Instant::now());
         let (mut reader, mut writer) = open(&address, options).await?;
-        let mut buf = Vec::new();
         writer.write_all(&request).await.map_err(closed_or_io)?;
-        let offered =
-            read_until(&mut reader, &mut buf, deadline, handshake::parse_auth_list).await?;
+        let offered = read_until(&mut reader, &mut input, handshake::parse_auth_list).await?;
         let (choice, mode) = connect::auth_choice(options, offered)?;
         writer.write_all(&choice).await.map_err(closed_or_io)?;
-        let accepted = read_until(&mut reader, &mut buf, deadline, handshake::parse_accept).await?;
+        let accepted = read_until(&mut reader, &mut input, handshake::parse_accept).await?;
         let codec = Codec::new(accepted.private_group);
-        let writer = Arc::new(AsyncMutex::new(WriteHalf {
-            writer,
-            failed: None,
-        }));
-        let probing = match (options.liveness, mode) {
-            (Some(liveness), Some(mode)) => {
-                Some(start_probing(&writer, Prober::new(liveness, mode, &codec)).await?)
-            }
-            _ => None,
+        let writer = Arc::new(Writer {
+            half: AsyncMutex::new(writer),
+            failed: Mutex::new(None),
+        });
+        let probing = match connect::prober(options, mode, &codec) {
+            Some(prober) => Some(start_probing(&writer, prober).await?),
+            None => None,
         };
         Ok(Mailbox {
             reader,
             writer,
-            inbox: Inbox::new(codec, buf),
-            address,
-            probing,
-            ended: false,
+            session: Session::new(codec, input.into_leftover(), address, probing),
         })
     }
 
     /// Our private group, `#name#daemon`.
     pub fn private_group(&self) -> String {
-        self.inbox.own.clone()
+        self.session.private_group()
     }
 
     pub fn address(&self) -> &DaemonAddress {
-        &self.address
+        &self.session.address
     }
 
     /// The liveness probing in force (see [`crate::Mailbox::liveness`]).
     pub fn liveness(&self) -> Option<(Liveness, ProbeMode)> {
-        self.probing
-            .as_ref()
-            .map(|p| (p.liveness, lock(&p.prober).mode))
+        self.session.liveness()
     }
 
     pub async fn join(&mut self, group: &str) -> Result<(), Error> {
-        self.check_live()?;
-        let bytes = self.inbox.codec.membership_request(true, group)?;
+        let bytes = self.session.requests()?.membership_request(true, group)?;
         self.send(&bytes).await
     }
 
     pub async fn leave(&mut self, group: &str) -> Result<(), Error> {
-        self.check_live()?;
-        let bytes = self.inbox.codec.membership_request(false, group)?;
+        let bytes = self.session.requests()?.membership_request(false, group)?;
         self.send(&bytes).await
     }
 
@@ -193,18 +199,15 @@ impl Mailbox {
         mess_type: i16,
         parts: &[&[u8]],
     ) -> Result<usize, Error> {
-        self.check_live()?;
-        let bytes = self
-            .inbox
-            .codec
-            .multicast(service, groups, mess_type, parts)?;
+        let codec = self.session.requests()?;
+        let bytes = codec.multicast(service, groups, mess_type, parts)?;
         self.send(&bytes).await?;
         Ok(parts.iter().map(|p| p.len()).sum())
     }
 
     /// Waits for the next event; [`Error::DaemonTimeout`] as in [`crate::Mailbox::receive`].
     pub async fn receive(&mut self) -> Result<Event, Error> {
-        self.check_live()?;
+        self.session.check_live()?;
         loop {
             if let Some(event) = self.wait(None).await? {
                 return Ok(event);
@@ -214,19 +217,16 @@ impl Mailbox {
 
     /// Waits at most `timeout`; `Ok(None)` when nothing came.
     pub async fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
-        self.check_live()?;
+        self.session.check_live()?;
         self.wait(Some(Instant::now() + timeout)).await
     }
 
     /// Says goodbye to the daemon: our groups see us leave by disconnect.
     pub async fn disconnect(mut self) -> Result<(), Error> {
-        self.check_live()?;
-        let bytes = self.inbox.codec.disconnect_request();
+        let bytes = self.session.requests()?.disconnect_request();
         self.send(&bytes).await?;
-        self.probing = None;
-        let mut half = self.writer.lock().await;
-        let _ = half.writer.shutdown().await;
-        drop(half);
+        self.session.stop_probing();
+        let _ = self.writer.half.lock().await.shutdown().await;
         // Read (and drop) what the daemon still sends until it closes: closing with unread
         // bytes would reset the connection, and a reset may cost the daemon the tail of
         // what we sent (see the blocking Mailbox's close).
@@ -242,102 +242,45 @@ impl Mailbox {
         Ok(())
     }
 
-    fn check_live(&self) -> Result<(), Error> {
-        if self.ended {
-            Err(Error::IllegalSession)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn note<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
-        if let Err(e) = &result {
-            if e.ends_session() {
-                self.ended = true;
-                self.probing = None;
-            }
+    /// `result`, after closing the connection at once if the session has ended.
+    fn closing<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if self.session.ended() {
+            self.reader.close_now();
         }
         result
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let stall = self.probing.as_ref().map(|p| p.liveness.write_stall());
-        let result = write_message(&self.writer, bytes, stall).await;
-        self.note(result)
+        let stall = self.session.write_stall();
+        let written = self.writer.write_message(bytes, stall).await;
+        let written = self.session.note(written);
+        self.closing(written)
     }
 
     async fn wait(&mut self, deadline: Option<Instant>) -> Result<Option<Event>, Error> {
         loop {
-            let prober = self.probing.as_ref().map(|p| &*p.prober);
-            let taken = self.inbox.take_event(prober);
-            if let Some(event) = self.note(taken)? {
-                return Ok(Some(event));
-            }
-            let probing = self.probing.as_ref().map(|p| &p.liveness);
-            let Some(slice) = liveness::read_slice(deadline, probing, Instant::now()) else {
-                return Ok(None);
+            let slice = match self.session.next(deadline, Instant::now()) {
+                Next::Ready(ready) => return self.closing(ready),
+                Next::Read(slice) => slice,
             };
             let began = Instant::now();
-            let spare = self.inbox.spare();
-            let read = match slice {
-                // Reading is cancel-safe: a read cut short by the timeout took nothing.
-                Some(s) => ::tokio::time::timeout(s, self.reader.read(spare))
-                    .await
-                    .ok(),
-                None => Some(self.reader.read(spare).await),
-            };
-            let n = match &read {
-                Some(Ok(n)) => *n,
-                _ => 0,
-            };
-            let prober = self.probing.as_ref().map(|p| &*p.prober);
-            self.inbox.filled(n, began, prober);
-            let result = match read {
-                None => self.check_probe().await,
-                Some(Ok(0)) => Err(self.closed_cause().await),
-                Some(Ok(_)) => Ok(()),
-                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-                Some(Err(e)) => Err(closed_or_io(e)),
-            };
-            self.note(result)?;
+            let read = within(slice, self.reader.read(self.session.spare())).await;
+            let writer = &self.writer;
+            let done = self
+                .session
+                .read_done(read, began, || writer.failure(), Instant::now());
+            self.closing(done)?;
         }
-    }
-
-    /// Why the connection closed: a probe task that gave up on a stalled write says so.
-    async fn closed_cause(&self) -> Error {
-        match &self.writer.lock().await.failed {
-            Some(e @ Error::DaemonTimeout { .. }) => copy_failure(e),
-            _ => Error::ConnectionClosed,
-        }
-    }
-
-    async fn check_probe(&self) -> Result<(), Error> {
-        let Some(p) = &self.probing else {
-            return Ok(());
-        };
-        if let Some(after) = lock(&p.prober).overdue(Instant::now()) {
-            return Err(Error::DaemonTimeout { after });
-        }
-        // Without waiting for a write in progress: its failure will show next time.
-        if let Ok(half) = self.writer.try_lock() {
-            if let Some(e) = &half.failed {
-                return Err(copy_failure(e));
-            }
-        }
-        Ok(())
     }
 }
 
 /// Sends the first probe at once and spawns the task that sends the others.
-async fn start_probing(
-    writer: &Arc<AsyncMutex<WriteHalf>>,
-    prober: Prober,
-) -> Result<Probing, Error> {
+async fn start_probing(writer: &Arc<Writer>, prober: Prober) -> Result<Probing<ProbeTask>, Error> {
     let liveness = prober.liveness;
-    let bytes = prober.bytes().to_vec();
-    let prober = Arc::new(Mutex::new(prober));
-    lock(&prober).sent(Instant::now());
-    write_message(writer, &bytes, Some(liveness.write_stall())).await?;
+    let (prober, bytes) = session::first_probe(prober, Instant::now());
+    writer
+        .write_message(&bytes, Some(liveness.write_stall()))
+        .await?;
     let (writer, task_prober) = (Arc::clone(writer), Arc::clone(&prober));
     let task = ::tokio::spawn(async move {
         let start = ::tokio::time::Instant::now() + liveness.interval;
@@ -345,18 +288,11 @@ async fn start_probing(
         ticks.set_missed_tick_behavior(::tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let now = Instant::now();
-            {
-                let mut p = lock(&task_prober);
-                if !p.due(now) {
-                    continue;
-                }
-                p.sent(now);
+            if !lock(&task_prober).send_if_due(Instant::now()) {
+                continue;
             }
-            if write_message(&writer, &bytes, Some(liveness.write_stall()))
-                .await
-                .is_err()
-            {
+            let sent = writer.write_message(&bytes, Some(liveness.write_stall()));
+            if sent.await.is_err() {
                 return;
             }
         }
@@ -364,112 +300,92 @@ async fn start_probing(
     Ok(Probing {
         prober,
         liveness,
-        task,
+        _stop: ProbeTask(task),
     })
-}
-
-fn closed_or_io(e: io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::UnexpectedEof => Error::ConnectionClosed,
-        _ => Error::Io(e),
-    }
 }
 
 async fn open(
     address: &DaemonAddress,
     options: &ConnectOptions,
-) -> Result<(Reader, Writer), Error> {
-    let fail = |source| Error::CouldNotConnect {
-        address: address.to_string(),
-        source,
-    };
+) -> Result<(ReadHalf, Box<dyn AsyncWrite + Send + Unpin>), Error> {
+    let fail = |source| address.could_not_connect(source);
     match address {
         DaemonAddress::Local(path) => {
-            let s = limit(options.timeout, UnixStream::connect(path))
+            let stream = within_or_timeout(options.timeout, UnixStream::connect(path))
                 .await
                 .map_err(fail)?;
-            let (r, w) = s.into_split();
-            Ok((Box::new(r), Box::new(w)))
+            let (r, w) = stream.into_split();
+            Ok((ReadHalf::Local(r), Box::new(w)))
         }
         DaemonAddress::Tcp { host, port } => {
-            let addrs: Vec<_> = ::tokio::net::lookup_host((host.as_str(), *port))
+            let addrs = ::tokio::net::lookup_host((host.as_str(), *port))
                 .await
-                .map_err(|_| Error::IllegalSpread(address.to_string()))?
-                .collect();
-            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+                .map_err(|_| address.unresolved())?;
+            let mut attempt = Err(connect::no_address());
             for a in addrs {
-                match limit(options.timeout, TcpStream::connect(a)).await {
-                    Ok(s) => {
-                        s.set_nodelay(true)?;
-                        if let Some(k) = options.keepalive {
-                            k.apply(&s)?;
-                        }
-                        let (r, w) = s.into_split();
-                        return Ok((Box::new(r), Box::new(w)));
-                    }
-                    Err(e) => last = e,
+                attempt = within_or_timeout(options.timeout, TcpStream::connect(a)).await;
+                if attempt.is_ok() {
+                    break;
                 }
             }
-            Err(fail(last))
+            let stream = attempt.map_err(fail)?;
+            connect::tune(&stream, options)?;
+            let (r, w) = stream.into_split();
+            Ok((ReadHalf::Tcp(r), Box::new(w)))
         }
     }
 }
 
-/// `fut`, cut short after `timeout`.
-async fn limit<T>(
-    timeout: Option<Duration>,
+/// `fut`'s output, or `None` when `limit` passed first (`None`: no limit).
+async fn within<T>(
+    limit: Option<Duration>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match limit {
+        Some(t) => ::tokio::time::timeout(t, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+/// `fut`, failing with `TimedOut` after `limit`.
+async fn within_or_timeout<T>(
+    limit: Option<Duration>,
     fut: impl std::future::Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
-    match timeout {
-        Some(t) => ::tokio::time::timeout(t, fut)
-            .await
-            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "connect"))),
-        None => fut.await,
+    within(limit, fut)
+        .await
+        .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "connect")))
+}
+
+/// Reads until `parse` finds a whole item in what the daemon sent.
+async fn read_until<T>(
+    reader: &mut ReadHalf,
+    input: &mut HandshakeInput,
+    parse: impl Fn(&[u8]) -> Result<Parsed<T>, Reject>,
+) -> Result<T, Error> {
+    let mut chunk = [0u8; HANDSHAKE_CHUNK];
+    loop {
+        if let Some(item) = input.take(&parse)? {
+            return Ok(item);
+        }
+        let limit = input.time_left(Instant::now())?;
+        let read = within(limit, reader.read(&mut chunk)).await;
+        input.received(&chunk, read)?;
     }
 }
 
-/// Reads until `parse` finds a whole item, removing it from `buf`.
-async fn read_until<T>(
-    reader: &mut Reader,
-    buf: &mut Vec<u8>,
-    deadline: Option<Instant>,
-    parse: impl Fn(&[u8]) -> Result<Parsed<T>, Reject>,
-) -> Result<T, Error> {
-    loop {
-        match parse(buf).map_err(Error::Rejected)? {
-            Parsed::Done(item, used) => {
-                buf.drain(..used);
-                return Ok(item);
-            }
-            Parsed::NeedMore => {}
-        }
-        let mut chunk = [0u8; 512];
-        let read = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                match ::tokio::time::timeout(left, reader.read(&mut chunk)).await {
-                    Ok(r) => r,
-                    Err(_) => return Err(Error::Timeout),
-                }
-            }
-            None => reader.read(&mut chunk).await,
-        };
-        match read {
-            Ok(0) => return Err(Error::ConnectionClosed),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(closed_or_io(e)),
-        }
+impl Served for Mailbox {
+    fn address(&self) -> &DaemonAddress {
+        Mailbox::address(self)
+    }
+    fn private_group(&self) -> String {
+        Mailbox::private_group(self)
     }
 }
 
 /// The async [`crate::Failover`]: same policy, same events.
 pub struct Failover {
-    plan: Plan,
-    mailbox: Option<Mailbox>,
+    plan: Plan<Mailbox>,
 }
 
 impl Failover {
@@ -477,20 +393,9 @@ impl Failover {
     pub async fn connect(options: &FailoverOptions) -> Result<Failover, Error> {
         let mut f = Failover {
             plan: Plan::new(options)?,
-            mailbox: None,
         };
-        f.reconnect().await?;
+        f.live().await?;
         Ok(f)
-    }
-
-    /// The daemon serving us, `None` while none does.
-    pub fn address(&self) -> Option<&DaemonAddress> {
-        self.mailbox.as_ref().map(Mailbox::address)
-    }
-
-    /// Our private group on the current daemon.
-    pub fn private_group(&self) -> Option<String> {
-        self.mailbox.as_ref().map(Mailbox::private_group)
     }
 
     /// The groups joined (and joined again after every failover).
@@ -498,22 +403,35 @@ impl Failover {
         self.plan.groups()
     }
 
+    /// Our private group on the current daemon.
+    pub fn private_group(&self) -> Option<String> {
+        self.plan.private_group()
+    }
+
+    /// The daemon serving us, `None` while none does.
+    pub fn address(&self) -> Option<&DaemonAddress> {
+        self.plan.address()
+    }
+
     /// Joins `group`, now and after every failover.
     pub async fn join(&mut self, group: &str) -> Result<(), Error> {
         self.plan.joined(group)?;
-        match self.live().await?.join(group).await {
-            Err(e) if e.is_session_lost() => self.fail_over(e).await,
-            r => r,
+        let joined = self.live().await?.join(group).await;
+        if self.plan.lost(&joined, SystemTime::now()) {
+            // The reconnect joins it with the others.
+            return self.live().await.map(drop);
         }
+        joined
     }
 
     /// Leaves `group`, and forgets it.
     pub async fn leave(&mut self, group: &str) -> Result<(), Error> {
         self.plan.left(group);
-        match self.live().await?.leave(group).await {
-            Err(e) if e.is_session_lost() => self.fail_over(e).await,
-            r => r,
+        let left = self.live().await?.leave(group).await;
+        if self.plan.lost(&left, SystemTime::now()) {
+            return self.live().await.map(drop);
         }
+        left
     }
 
     /// Sends through the current daemon; see [`crate::Failover::multicast`].
@@ -524,30 +442,24 @@ impl Failover {
         mess_type: i16,
         data: &[u8],
     ) -> Result<usize, Error> {
-        let result = self
-            .live()
-            .await?
-            .multicast(service, groups, mess_type, data)
-            .await;
-        if let Err(e) = &result {
-            if e.is_session_lost() {
-                self.plan.lose(e, SystemTime::now());
-                self.mailbox = None;
-            }
-        }
-        result
+        let mailbox = self.live().await?;
+        let sent = mailbox.multicast(service, groups, mess_type, data).await;
+        self.plan.lost(&sent, SystemTime::now());
+        sent
     }
 
     /// The next event; after a failover, first [`Event::Failover`].
     pub async fn receive(&mut self) -> Result<Event, Error> {
         loop {
-            if let Some(info) = self.plan.pending.pop_front() {
-                return Ok(Event::Failover(info));
+            if let Some(failover) = self.plan.failover_event() {
+                return Ok(failover);
             }
-            match self.live().await?.receive().await {
-                Err(e) if e.is_session_lost() => self.fail_over(e).await?,
-                r => return r,
+            let received = self.live().await?.receive().await;
+            if !self.plan.lost(&received, SystemTime::now()) {
+                return received;
             }
+            // Reconnect now: the failover is reported before anything the new session brings.
+            self.live().await?;
         }
     }
 
@@ -555,55 +467,43 @@ impl Failover {
     pub async fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(info) = self.plan.pending.pop_front() {
-                return Ok(Some(Event::Failover(info)));
+            if let Some(failover) = self.plan.failover_event() {
+                return Ok(Some(failover));
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.live().await?.receive_timeout(left).await {
-                Err(e) if e.is_session_lost() => self.fail_over(e).await?,
-                r => return r,
+            let received = self.live().await?.receive_timeout(left).await;
+            if !self.plan.lost(&received, SystemTime::now()) {
+                return received;
             }
+            // Reconnect now: the failover is reported before anything the new session brings.
+            self.live().await?;
         }
     }
 
     /// Ends the session with the current daemon (if any).
     pub async fn disconnect(mut self) -> Result<(), Error> {
-        match self.mailbox.take() {
+        match self.plan.session.take() {
             Some(m) => m.disconnect().await,
             None => Ok(()),
         }
     }
 
+    /// The session, after reconnecting if there is none (see [`crate::Failover`]).
     async fn live(&mut self) -> Result<&mut Mailbox, Error> {
-        if self.mailbox.is_none() {
-            self.reconnect().await?;
-        }
-        Ok(self.mailbox.as_mut().expect("connected"))
-    }
-
-    async fn fail_over(&mut self, cause: Error) -> Result<(), Error> {
-        self.plan.lose(&cause, SystemTime::now());
-        self.mailbox = None;
-        self.reconnect().await
-    }
-
-    async fn reconnect(&mut self) -> Result<(), Error> {
-        let mut schedule = self.plan.schedule(Instant::now());
-        let mut last = None;
-        loop {
-            match self.plan.next(&mut schedule, Instant::now()) {
-                Step::Try(i) => match self.try_daemon(i).await {
-                    Ok(m) => {
-                        self.plan.connected(i, m.private_group());
-                        self.mailbox = Some(m);
-                        return Ok(());
-                    }
-                    Err(e) => last = Some(e),
-                },
-                Step::Wait(pause) => ::tokio::time::sleep(pause).await,
-                Step::GiveUp => return Err(last.unwrap_or(Error::Timeout)),
+        if self.plan.session.is_none() {
+            let mut schedule = self.plan.schedule(Instant::now());
+            while self.plan.session.is_none() {
+                match self.plan.next(&mut schedule, Instant::now()) {
+                    Step::Try(i) => match self.try_daemon(i).await {
+                        Ok(m) => self.plan.connected(i, m.private_group(), m),
+                        Err(e) => schedule.failed(e),
+                    },
+                    Step::Wait(pause) => ::tokio::time::sleep(pause).await,
+                    Step::GiveUp => return Err(schedule.give_up()),
+                }
             }
         }
+        Ok(self.plan.session.as_mut().expect("connected"))
     }
 
     async fn try_daemon(&self, i: usize) -> Result<Mailbox, Error> {

@@ -1,6 +1,8 @@
 //! What a client sends and receives, as Rust types: no flag arithmetic for users.
 
+use crate::address::DaemonAddress;
 use spread_wire::consts::service;
+use std::time::SystemTime;
 
 /// The six delivery services of Spread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -192,5 +194,26 @@ pub enum Event {
     Rejected(Rejected),
     /// Only from a failover type ([`crate::Failover`]): the session moved to another
     /// daemon; messages may have been missed. A plain [`crate::Mailbox`] never returns it.
-    Failover(crate::failover::FailoverInfo),
+    Failover(FailoverInfo),
+}
+
+/// What [`Event::Failover`] reports (see [`crate::failover`] for what a failover may lose).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailoverInfo {
+    /// The daemon whose session ended.
+    pub lost: DaemonAddress,
+    /// The daemon serving us now.
+    pub now: DaemonAddress,
+    /// Why the session ended (the error's text).
+    pub cause: String,
+    /// When the loss was noticed (wall clock): the failover took from then until this
+    /// event was made.
+    pub detected_at: SystemTime,
+    /// Always true: messages delivered to the old session but not read, and those sent
+    /// between its end and the re-join, are lost.
+    pub may_have_missed_messages: bool,
+    /// The groups joined again on `now` (every group the application was in).
+    pub rejoined: Vec<String>,
+    /// Our new private group.
+    pub private_group: String,
 }

@@ -285,3 +285,51 @@ async fn async_a_silent_daemon_ends_the_session_with_daemon_timeout() {
         .await
         .unwrap();
 }
+
+/// A daemon that answers nothing and reports when its side of the connection ends.
+fn silent_daemon() -> (String, std::sync::mpsc::Receiver<()>) {
+    let (closed, seen) = std::sync::mpsc::channel();
+    let (addr, _daemon) = fake_daemon("NULL PROBE", move |mut s, _, _| {
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+        let _ = closed.send(());
+    });
+    (addr, seen)
+}
+
+/// Once the session has ended, the connection closes at once, not when the Mailbox is
+/// dropped: our daemon sees the client leave now (both transports).
+#[test]
+fn an_ended_session_closes_its_connection_before_the_mailbox_goes() {
+    let (addr, closed) = silent_daemon();
+    let options = ConnectOptions::new(addr)
+        .name("alice")
+        .liveness(Some(fast()));
+    let mut m = Mailbox::connect(&options).unwrap();
+    let err = m.receive().expect_err("nothing was sent");
+    assert!(matches!(err, Error::DaemonTimeout { .. }), "{err:?}");
+    closed
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the connection closed while the Mailbox lives");
+    drop(m);
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test(flavor = "current_thread")]
+async fn async_an_ended_session_closes_its_connection_before_the_mailbox_goes() {
+    let (addr, closed) = silent_daemon();
+    let options = ConnectOptions::new(addr)
+        .name("alice")
+        .liveness(Some(fast()));
+    let mut m = spread::tokio::Mailbox::connect(&options).await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(20), m.receive()).await;
+    let err = result
+        .expect("receive must not hang")
+        .expect_err("nothing was sent");
+    assert!(matches!(err, Error::DaemonTimeout { .. }), "{err:?}");
+    tokio::task::spawn_blocking(move || closed.recv_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("the connection closed while the Mailbox lives");
+    drop(m);
+}

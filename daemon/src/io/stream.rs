@@ -4,7 +4,6 @@ use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 use std::io::{self, IoSlice, Read, Write};
-use std::time::Duration;
 
 pub enum Stream {
     Tcp(TcpStream),
@@ -16,48 +15,9 @@ const SOCKET_BUFFER: usize = 200 * 1024;
 
 /// TCP keepalive of client connections: a client host that died (or a half-open
 /// connection) is noticed after `idle` + `interval` x `count`, and its groups see it leave
-/// by disconnect — without tuning the whole system (Linux's default is 2 h 12 min).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientKeepalive {
-    pub idle: Duration,
-    pub interval: Duration,
-    pub count: u32,
-}
-
-impl Default for ClientKeepalive {
-    fn default() -> Self {
-        ClientKeepalive {
-            idle: Duration::from_secs(5),
-            interval: Duration::from_secs(1),
-            count: 3,
-        }
-    }
-}
-
-impl ClientKeepalive {
-    fn apply(&self, socket: &socket2::SockRef<'_>) -> io::Result<()> {
-        let params = socket2::TcpKeepalive::new().with_time(self.idle);
-        cfg_if::cfg_if! {
-            // Per-socket interval and count exist here. OpenBSD has no per-socket
-            // keepalive times at all: keepalive is switched on and the system's
-            // net.inet.tcp.keep* settings apply. On AIX (socket2 0.5) only the idle
-            // time is per socket.
-            if #[cfg(any(
-                target_os = "linux",
-                target_os = "android",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "dragonfly",
-                target_os = "illumos",
-                target_os = "macos",
-                target_os = "ios",
-            ))] {
-                let params = params.with_interval(self.interval).with_retries(self.count);
-            }
-        }
-        socket.set_tcp_keepalive(&params)
-    }
-}
+/// by disconnect — without tuning the whole system (Linux's default is 2 h 12 min). On
+/// Linux `TCP_USER_TIMEOUT` bounds a connection we are sending into by the same time.
+pub use spread_sockopt::Keepalive as ClientKeepalive;
 
 impl Stream {
     /// Nagle off (a Spread message must leave at once), large buffers as 3.17 has, and
@@ -66,13 +26,12 @@ impl Stream {
         let fd = match self {
             Stream::Tcp(s) => {
                 let _ = s.set_nodelay(true);
-                let fd = socket2::SockRef::from(&*s);
                 if let Some(k) = keepalive {
-                    if let Err(e) = k.apply(&fd) {
+                    if let Err(e) = k.apply(&*s) {
                         tracing::debug!("cannot set keepalive on a client connection: {e}");
                     }
                 }
-                fd
+                socket2::SockRef::from(&*s)
             }
             Stream::Unix(s) => socket2::SockRef::from(&*s),
         };

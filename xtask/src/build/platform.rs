@@ -190,8 +190,8 @@ fn objects(sh: &Shell, p: &Platform, tc: &str, rec: &mut Record) -> anyhow::Resu
 }
 
 /// The OS-specific paths a target takes, from rustc's cfg for it. The tables follow mio
-/// 1.x's choice of selector and the cfg_if blocks of daemon/src/io/stream.rs and
-/// spread-rs/src/keepalive.rs over socket2 0.5's set_tcp_keepalive.
+/// 1.x's choice of selector and the cfg_if block of spread-sockopt (the daemon's client
+/// sockets and spread-rs) over socket2 0.5's set_tcp_keepalive.
 fn describe(
     sh: &Shell,
     target: &str,
@@ -223,7 +223,7 @@ fn describe(
             "TCP_KEEPIDLE",
             "TCP_KEEPINTVL",
             "TCP_KEEPCNT",
-            "TCP_USER_TIMEOUT (client)",
+            "TCP_USER_TIMEOUT",
         ],
         "freebsd" | "netbsd" | "dragonfly" | "illumos" => &[
             "SO_KEEPALIVE",
