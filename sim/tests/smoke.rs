@@ -106,6 +106,7 @@ fn tokens_and_membership_overtake_data_under_crashes() {
                 max_delay: Duration::from_millis(15),
                 crash_every: Some(Duration::from_millis(1200)),
                 partition_every: Some(Duration::from_millis(1500)),
+                ..Faults::none()
             },
             timeouts: spread_daemon::core::ring::Timeouts::fast(),
             flow: Default::default(),
