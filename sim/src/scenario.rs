@@ -183,3 +183,29 @@ impl Scenario {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spread_daemon::config;
+
+    /// Every ring size the simulator runs, from 3.17's to extended ones, is a spread.conf
+    /// the daemon's parser accepts, with every daemon in it once.
+    #[test]
+    fn the_generated_spread_conf_parses_for_every_ring_size() {
+        for daemons in [3, 7, 128, 130, 1000] {
+            let scenario = if daemons > 128 {
+                Scenario::big(&mut Rng::new(1), daemons)
+            } else {
+                Scenario::random(&mut Rng::new(1), daemons)
+            };
+            let text = scenario.spread_conf();
+            let parsed = config::parse_str_with_resolver(&text, "spread.conf", &|_| None)
+                .unwrap_or_else(|e| panic!("{daemons} daemons: {e}"));
+            assert_eq!(parsed.daemon_count(), daemons);
+            assert_eq!(config::ring_conf(&parsed).num_procs(), daemons);
+            let t = config::timeouts(&parsed, false);
+            assert_eq!(t, scenario.timeouts, "{daemons} daemons");
+        }
+    }
+}
