@@ -2,9 +2,10 @@
 //!
 //! Each daemon is driven as the real event loop (`daemon/src/io/mod.rs`) drives its core:
 //! a client's bytes are read only while the core is not congested (a client paused so is
-//! read again once it drains), the core's queued output reaches a client only while that
-//! client reads, a close with `flush` first writes what is queued, and `Exit` stops the
-//! daemon. The functions that mirror the event loop carry its functions' names.
+//! read again once it drains) — datagrams, new connections, timeouts and writes go on
+//! meanwhile — the core's queued output reaches a client only while that client reads, a
+//! close with `flush` first writes what is queued, and `Exit` stops the daemon. The
+//! functions that mirror the event loop carry its functions' names.
 
 use crate::rng::Rng;
 use crate::scenario::{Scenario, PORT};
