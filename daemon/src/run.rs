@@ -1,7 +1,6 @@
 //! Starting a daemon: command line, configuration, identity, listeners, the loop.
 
 use crate::config::{self, Config};
-use crate::core::ring::{FlowControl, ProcConf, RingConf, RingOptions, SegmentConf, Timeouts};
 use crate::core::{Daemon, DaemonOptions, Identity};
 use crate::io::{bind_local_socket, Binding, EventLoop, Listeners, RingSockets};
 use spread_wire::membership::MembershipId;
@@ -212,91 +211,6 @@ fn tcp_listeners(
     Ok(listeners)
 }
 
-/// The ring's view of the configuration: every daemon in configuration order.
-pub fn ring_conf(config: &Config) -> RingConf {
-    RingConf::new(
-        config
-            .segments
-            .iter()
-            .map(|s| SegmentConf {
-                bcast: s.address,
-                port: s.port,
-                procs: s
-                    .daemons
-                    .iter()
-                    .map(|d| ProcConf {
-                        id: u32::from(d.address),
-                        name: d.name.clone(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    )
-}
-
-/// Our defaults (a crashed daemon is out of the membership in well under a second), or
-/// 3.17's when C daemons share the ring, overridden by whatever spread.conf sets.
-pub fn timeouts(config: &Config, with_c_daemons: bool) -> Timeouts {
-    let mut t = if !with_c_daemons {
-        Timeouts::fast()
-    } else if is_wide_network(config) {
-        Timeouts::spread_3_17_wide()
-    } else {
-        Timeouts::spread_3_17_lan(config.segments.len())
-    };
-    let c = &config.timeouts;
-    let pairs = [
-        (&mut t.token, c.token),
-        (&mut t.hurry, c.hurry),
-        (&mut t.alive, c.alive),
-        (&mut t.join, c.join),
-        (&mut t.rep, c.rep),
-        (&mut t.seg, c.seg),
-        (&mut t.gather, c.gather),
-        (&mut t.form, c.form),
-        (&mut t.lookup, c.lookup),
-    ];
-    for (slot, value) in pairs {
-        if let Some(v) = value {
-            *slot = v;
-        }
-    }
-    t
-}
-
-/// 3.17's rule: wide when the first daemon of some segment differs from segment 0's first
-/// daemon in the top 16 bits of its address.
-fn is_wide_network(config: &Config) -> bool {
-    let firsts: Vec<u32> = config
-        .segments
-        .iter()
-        .filter_map(|s| s.daemons.first())
-        .map(|d| u32::from(d.address) & 0xffff_0000)
-        .collect();
-    firsts.iter().any(|&a| Some(&a) != firsts.first())
-}
-
-/// Our window defaults (several times 3.17's), or 3.17's (60 and 15) when C daemons share
-/// the ring — with ours, every daemon would take its larger share of each token rotation
-/// while the C ones keep to theirs — or what spread.conf sets.
-pub fn flow_control(config: &Config, with_c_daemons: bool) -> FlowControl {
-    let mut flow = if with_c_daemons {
-        FlowControl {
-            window: 60,
-            personal_window: 15,
-        }
-    } else {
-        FlowControl::default()
-    };
-    if let Some(w) = config.window {
-        flow.window = w as i32;
-    }
-    if let Some(p) = config.personal_window {
-        flow.personal_window = p as i32;
-    }
-    flow
-}
-
 /// Keepalive of client connections: ours (5 s idle, 3 probes 1 s apart) or spread.conf's.
 pub fn client_keepalive(config: &Config) -> crate::io::ClientKeepalive {
     let mut k = crate::io::ClientKeepalive::default();
@@ -355,7 +269,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
     let mut ring_sockets = None;
     let mut time_file = None;
     {
-        let conf = ring_conf(&config);
+        let conf = config::ring_conf(&config);
         let entry = config
             .all_daemons()
             .find(|d| d.name == identity.name)
@@ -391,23 +305,23 @@ pub fn run(options: Options) -> Result<(), StartError> {
             let last_time_used = std::fs::read_to_string(&file)
                 .ok()
                 .and_then(|t| t.trim().parse().ok());
-            let t = timeouts(&config, options.with_c_daemons);
+            let ring = config::ring_options(
+                &config,
+                u32::from(identity.ip),
+                config::RingStart {
+                    with_c_daemons: options.with_c_daemons,
+                    endian: opts.endian,
+                    wall_clock_secs: now_secs as i64,
+                    last_time_used,
+                },
+            );
             tracing::info!(
                 "ring of {} daemons; token timeout {:?}, hurry {:?}",
                 config.daemon_count(),
-                t.token,
-                t.hurry
+                ring.timeouts.token,
+                ring.timeouts.hurry
             );
-            opts.ring = Some(RingOptions {
-                conf,
-                me: u32::from(identity.ip),
-                timeouts: t,
-                flow: flow_control(&config, options.with_c_daemons),
-                endian: opts.endian,
-                wall_clock_secs: now_secs as i64,
-                last_time_used,
-                dangerous_monitor: config.dangerous_monitor,
-            });
+            opts.ring = Some(ring);
             time_file = Some(file);
         }
     }
@@ -493,46 +407,5 @@ fn install_stop_handlers() {
             on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn conf(text: &str) -> Config {
-        config::parse_str(text, "spread.conf").expect("valid")
-    }
-
-    #[test]
-    fn with_c_daemons_takes_3_17_lan_timings_and_windows() {
-        let c = conf(
-            "Spread_Segment 10.1.0.255:4803 { a 10.1.0.1 }\nSpread_Segment 10.1.1.255:4803 { b 10.1.1.1 }\n",
-        );
-        let t = timeouts(&c, true);
-        assert_eq!(t.token, Duration::from_millis(5000));
-        assert_eq!(t.lookup, Duration::from_millis(60_000));
-        let f = flow_control(&c, true);
-        assert_eq!((f.window, f.personal_window), (60, 15));
-        assert_eq!(timeouts(&c, false).token, Timeouts::fast().token);
-    }
-
-    #[test]
-    fn segments_in_different_16s_are_a_wide_network() {
-        let c = conf(
-            "Spread_Segment 10.1.0.255:4803 { a 10.1.0.1 }\nSpread_Segment 10.2.0.255:4803 { b 10.2.0.1 }\n",
-        );
-        assert_eq!(timeouts(&c, true).token, Duration::from_millis(20_000));
-    }
-
-    #[test]
-    fn spread_conf_overrides_either_default() {
-        let c = conf(
-            "Spread_Segment 127.0.0.255:4803 { a 127.0.0.1 }\nTokenTimeout = 900\nWindow = 100\n",
-        );
-        assert_eq!(timeouts(&c, true).token, Duration::from_millis(900));
-        assert_eq!(flow_control(&c, true).window, 100);
-        assert_eq!(flow_control(&c, false).window, 100);
     }
 }

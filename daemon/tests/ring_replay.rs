@@ -6,7 +6,7 @@
 //! `udp-formation-steady.pcap` (start, formation, idle ring, three clients joining a group
 //! and sending one SAFE message each) and `udp-failure.pcap` (n3 killed, the two others form
 //! a new ring). Our `Ring` is built as the daemon builds it from the capture's `spread.conf`
-//! (`run::ring_conf`, `run::timeouts` and `run::flow_control` for a ring with C daemons:
+//! (`config::ring_options` for a ring with C daemons:
 //! 3.17.3's LAN timeouts and windows; little-endian, as the i386 daemons). It is fed, at
 //! their captured times (on a virtual clock), the datagrams the other daemons sent to the
 //! daemon it plays, on the port they went to (4803 data, 4804 token), and it is handed the
@@ -61,10 +61,10 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use spread_daemon::config;
 use spread_daemon::core::ring::{
-    Destination, Port, ProcId, Queue, Ring, RingEvent, RingOptions, State, Timeouts,
+    Destination, Port, ProcId, Queue, Ring, RingEvent, State, Timeouts,
 };
-use spread_daemon::{config, run};
 use spread_wire::consts::service;
 use spread_wire::membership::MembershipId;
 use spread_wire::ring::form::MembersTable;
@@ -260,16 +260,16 @@ impl Replay {
         let wall_clock_secs = clock_at / 1_000_000 - (clock_at - start) / 1_000_000;
         let base = Instant::now();
         let ring = Ring::new(
-            RingOptions {
-                conf: run::ring_conf(&conf),
+            config::ring_options(
+                &conf,
                 me,
-                timeouts: run::timeouts(&conf, true),
-                flow: run::flow_control(&conf, true),
-                endian: Endian::Little,
-                wall_clock_secs,
-                last_time_used: None,
-                dangerous_monitor: false,
-            },
+                config::RingStart {
+                    with_c_daemons: true,
+                    endian: Endian::Little,
+                    wall_clock_secs,
+                    last_time_used: None,
+                },
+            ),
             base,
         );
         let mut replay = Replay {

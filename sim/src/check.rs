@@ -370,3 +370,218 @@ fn part_name(transitional: bool) -> &'static str {
 fn v(property: &'static str, detail: String) -> Violation {
     Violation { property, detail }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hand-made histories, each breaking one property (or none), and what the checker
+    //! says of them.
+
+    use super::*;
+    use ServiceKind::{Agreed, Reliable, Safe};
+
+    /// A client's history, written event by event.
+    struct Client(ClientLog);
+
+    fn client(id: u32, name: &str) -> Client {
+        Client(ClientLog {
+            client: id,
+            name: name.into(),
+            daemon: 0,
+            events: Vec::new(),
+            sent: Vec::new(),
+            alive_at_end: true,
+            crashed: false,
+        })
+    }
+
+    fn view_id(n: i32) -> GroupId {
+        GroupId {
+            proc_id: 1,
+            time: n,
+            index: 0,
+        }
+    }
+
+    impl Client {
+        fn view(mut self, n: i32, members: &[&str]) -> Client {
+            self.0.events.push(Logged::Regular {
+                id: view_id(n),
+                members: members.iter().map(|m| m.to_string()).collect(),
+            });
+            self
+        }
+
+        fn transitional(mut self, n: i32) -> Client {
+            self.0.events.push(Logged::Transitional { id: view_id(n) });
+            self
+        }
+
+        fn got(mut self, sender: u32, seq: u32, service: ServiceKind) -> Client {
+            self.0.events.push(Logged::Message {
+                sender,
+                seq,
+                service,
+            });
+            self
+        }
+
+        fn sent(mut self, seq: u32, service: ServiceKind) -> Client {
+            self.0.sent.push((seq, service, false));
+            self
+        }
+
+        fn crashed(mut self) -> Client {
+            self.0.crashed = true;
+            self.0.alive_at_end = false;
+            self
+        }
+    }
+
+    fn properties(clients: Vec<Client>) -> BTreeSet<&'static str> {
+        let logs: Vec<ClientLog> = clients.into_iter().map(|c| c.0).collect();
+        check(&logs).into_iter().map(|v| v.property).collect()
+    }
+
+    /// Clients 1 ("a") and 2 ("b") in view 1, each with its own messages: a sends AGREED 0
+    /// and SAFE 1, b sends AGREED 0.
+    fn senders() -> (Client, Client) {
+        let a = client(1, "a").sent(0, Agreed).sent(1, Safe);
+        let b = client(2, "b").sent(0, Agreed);
+        (a.view(1, &["a", "b"]), b.view(1, &["a", "b"]))
+    }
+
+    #[test]
+    fn a_history_that_keeps_evs_passes() {
+        let (a, b) = senders();
+        let a = a.got(1, 0, Agreed).got(2, 0, Agreed).got(1, 1, Safe);
+        let b = b.got(1, 0, Agreed).got(2, 0, Agreed).got(1, 1, Safe);
+        assert_eq!(properties(vec![a, b]), BTreeSet::new());
+    }
+
+    #[test]
+    fn a_view_change_with_a_transitional_part_passes() {
+        let (a, b) = senders();
+        let a = a
+            .got(1, 0, Agreed)
+            .transitional(1)
+            .got(2, 0, Agreed)
+            .view(2, &["a"])
+            .got(1, 1, Safe);
+        let b = b.got(1, 0, Agreed).got(2, 0, Agreed).crashed();
+        assert_eq!(properties(vec![a, b]), BTreeSet::new());
+    }
+
+    #[test]
+    fn a_duplicate_delivery_is_reported() {
+        let (a, b) = senders();
+        let a = a
+            .got(1, 0, Agreed)
+            .got(2, 0, Agreed)
+            .got(1, 1, Safe)
+            .got(2, 0, Agreed);
+        let b = b.got(1, 0, Agreed).got(2, 0, Agreed).got(1, 1, Safe);
+        assert!(properties(vec![a, b]).contains("f"));
+    }
+
+    #[test]
+    fn a_swapped_pair_in_agreed_order_is_reported() {
+        let (a, b) = senders();
+        let a = a.got(1, 0, Agreed).got(2, 0, Agreed).got(1, 1, Safe);
+        let b = b.got(2, 0, Agreed).got(1, 0, Agreed).got(1, 1, Safe);
+        assert_eq!(properties(vec![a, b]), BTreeSet::from(["a"]));
+    }
+
+    #[test]
+    fn reliable_messages_may_come_in_any_order() {
+        let a = client(1, "a").sent(0, Reliable).view(1, &["a", "b"]);
+        let b = client(2, "b").sent(0, Reliable).view(1, &["a", "b"]);
+        let a = a.got(1, 0, Reliable).got(2, 0, Reliable);
+        let b = b.got(2, 0, Reliable).got(1, 0, Reliable);
+        assert_eq!(properties(vec![a, b]), BTreeSet::new());
+    }
+
+    #[test]
+    fn a_gap_in_a_senders_stream_is_reported() {
+        let a = client(1, "a")
+            .sent(0, Reliable)
+            .sent(1, Reliable)
+            .sent(2, Reliable);
+        let a = a.view(1, &["a"]).got(1, 0, Reliable).got(1, 2, Reliable);
+        let found = properties(vec![a]);
+        assert!(found.contains("b"), "{found:?}");
+    }
+
+    #[test]
+    fn a_safe_message_a_surviving_member_never_delivered_is_reported() {
+        let (a, b) = senders();
+        let a = a.got(1, 0, Agreed).got(2, 0, Agreed).got(1, 1, Safe);
+        let b = b.got(1, 0, Agreed).got(2, 0, Agreed);
+        let found = properties(vec![a, b]);
+        assert!(found.contains("c"), "{found:?}");
+    }
+
+    #[test]
+    fn a_member_that_crashed_in_the_view_is_excused_a_safe_message() {
+        let (a, b) = senders();
+        let a = a.got(1, 0, Agreed).got(2, 0, Agreed).got(1, 1, Safe);
+        let b = b.got(1, 0, Agreed).got(2, 0, Agreed).crashed();
+        assert_eq!(properties(vec![a, b]), BTreeSet::new());
+    }
+
+    #[test]
+    fn one_view_with_different_members_is_reported() {
+        let a = client(1, "a").view(1, &["a", "b"]);
+        let b = client(2, "b").view(1, &["b"]);
+        assert_eq!(properties(vec![a, b]), BTreeSet::from(["d"]));
+    }
+
+    #[test]
+    fn views_installed_in_different_orders_are_reported() {
+        let a = client(1, "a").view(1, &["a", "b"]).view(2, &["a", "b"]);
+        let b = client(2, "b").view(2, &["a", "b"]).view(1, &["a", "b"]);
+        assert!(properties(vec![a, b]).contains("d"));
+    }
+
+    #[test]
+    fn a_view_installed_twice_or_a_stray_transitional_signal_is_reported() {
+        let twice = client(1, "a")
+            .view(1, &["a"])
+            .view(2, &["a"])
+            .view(1, &["a"]);
+        assert!(properties(vec![twice]).contains("d"));
+        let stray = client(1, "a").view(1, &["a"]).transitional(2);
+        assert!(properties(vec![stray]).contains("d"));
+    }
+
+    #[test]
+    fn a_message_delivered_in_different_views_is_reported() {
+        let a = client(1, "a").sent(0, Agreed).view(1, &["a", "b"]);
+        let b = client(2, "b").view(1, &["a", "b"]);
+        let a = a.got(1, 0, Agreed).view(2, &["a", "b"]);
+        let b = b.view(2, &["a", "b"]).got(1, 0, Agreed);
+        assert_eq!(properties(vec![a, b]), BTreeSet::from(["e"]));
+    }
+
+    #[test]
+    fn a_message_before_any_view_is_reported() {
+        let a = client(1, "a")
+            .sent(0, Agreed)
+            .got(1, 0, Agreed)
+            .view(1, &["a"]);
+        assert!(properties(vec![a]).contains("e"));
+    }
+
+    #[test]
+    fn a_connected_client_that_never_got_its_own_message_is_reported() {
+        let a = client(1, "a").sent(0, Agreed).sent(1, Agreed);
+        let a = a.view(1, &["a"]).got(1, 0, Agreed);
+        assert!(properties(vec![a]).contains("g"));
+    }
+
+    #[test]
+    fn clients_that_end_in_different_views_are_reported() {
+        let a = client(1, "a").view(1, &["a", "b"]).view(2, &["a"]);
+        let b = client(2, "b").view(1, &["a", "b"]);
+        assert_eq!(properties(vec![a, b]), BTreeSet::from(["final"]));
+    }
+}

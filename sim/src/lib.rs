@@ -8,11 +8,13 @@
 
 mod check;
 mod rng;
+mod scenario;
 mod world;
 
 pub use check::{check, Violation};
 pub use rng::Rng;
-pub use world::{ClientLog, Faults, Logged, Scenario, World};
+pub use scenario::{Faults, Scenario};
+pub use world::{ClientLog, Logged, World};
 
 /// The outcome of one seeded run.
 #[derive(Debug)]
@@ -21,21 +23,28 @@ pub struct RunReport {
     pub daemons: usize,
     pub clients: usize,
     pub messages_delivered: usize,
+    /// Instants the world stepped through.
     pub steps: u64,
+    /// Reads of a client put off because its daemon was congested (backpressure at work).
+    pub reads_paused: u64,
     pub violations: Vec<Violation>,
 }
 
-/// Runs one seed: the scenario, faults and traffic all come from it. Rings past 128
-/// daemons (extended mode) get the big-ring scenario.
-pub fn run_seed(seed: u64, daemons: usize) -> RunReport {
+/// The scenario of one seed; rings past 128 daemons (extended mode) get the big-ring one.
+pub fn scenario(seed: u64, daemons: usize) -> Scenario {
     let mut rng = Rng::new(seed);
-    let scenario = if daemons > 128 {
+    if daemons > 128 {
         Scenario::big(&mut rng, daemons)
     } else {
         Scenario::random(&mut rng, daemons)
-    };
-    let world = World::new(seed, scenario);
-    let logs = world.run();
+    }
+}
+
+/// Runs one seed: the scenario, faults and traffic all come from it.
+pub fn run_seed(seed: u64, daemons: usize) -> RunReport {
+    let scenario = scenario(seed, daemons);
+    let mut world = World::new(seed, scenario);
+    let logs = world.run_in_place();
     let violations = check(&logs);
     RunReport {
         seed,
@@ -50,7 +59,8 @@ pub fn run_seed(seed: u64, daemons: usize) -> RunReport {
                     .count()
             })
             .sum(),
-        steps: 0,
+        steps: world.steps,
+        reads_paused: world.reads_paused,
         violations,
     }
 }

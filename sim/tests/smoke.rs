@@ -1,4 +1,4 @@
-use spread_sim::{check, Faults, Rng, Scenario, World};
+use spread_sim::{check, Faults, Logged, Rng, Scenario, World};
 use std::time::Duration;
 
 #[test]
@@ -15,17 +15,22 @@ fn three_daemons_without_faults() {
         flow: Default::default(),
     };
     let logs = World::new(1, scenario).run();
-    for l in &logs {
-        println!(
-            "{} delivered {} events, sent {}",
-            l.name,
-            l.events.len(),
-            l.sent.len()
-        );
-    }
     let violations = check(&logs);
     assert!(violations.is_empty(), "{violations:#?}");
-    let _ = Rng::new(0);
+    assert_eq!(logs.len(), 3);
+    for l in &logs {
+        assert!(l.alive_at_end, "{} lost its session", l.name);
+        let delivered = l
+            .events
+            .iter()
+            .filter(|e| matches!(e, Logged::Message { .. }))
+            .count();
+        assert!(
+            delivered >= l.sent.len(),
+            "{}: {delivered} delivered",
+            l.name
+        );
+    }
 }
 
 /// Seeds that broke EVS with 3.17's windows (60 per rotation, 15 per visit; the default
@@ -106,6 +111,7 @@ fn tokens_and_membership_overtake_data_under_crashes() {
                 max_delay: Duration::from_millis(15),
                 crash_every: Some(Duration::from_millis(1200)),
                 partition_every: Some(Duration::from_millis(1500)),
+                ..Faults::none()
             },
             timeouts: spread_daemon::core::ring::Timeouts::fast(),
             flow: Default::default(),

@@ -47,12 +47,18 @@
 //! (or with `:0`) uses [`DEFAULT_PORT`]. [`Config::embedded_default`] is
 //! the minimal file Spread ships: daemon `localhost` at 127.0.0.1 in
 //! segment 127.0.0.255:4803.
+//!
+//! # From the file to the ring
+//!
+//! [`ring_options`] maps a configuration to the settings a ring starts with; the daemon
+//! and the simulator both go through it.
 
 pub mod access_ip;
 mod diagnostic;
 mod lexer;
 mod model;
 mod parser;
+mod ring;
 
 #[cfg(test)]
 mod tests;
@@ -62,6 +68,7 @@ use std::path::Path;
 
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use model::*;
+pub use ring::{flow_control, ring_conf, ring_options, timeouts, RingStart};
 
 /// Looks a host name up for daemons written without an address.
 pub type Resolver<'a> = &'a dyn Fn(&str) -> Option<Ipv4Addr>;

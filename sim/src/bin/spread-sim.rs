@@ -26,11 +26,15 @@ fn main() {
     };
     let mut failed = 0;
     let mut delivered = 0;
+    let mut steps = 0;
+    let mut reads_paused = 0;
     let started = std::time::Instant::now();
     for seed in first..first + seeds {
         let daemons = lo + (seed as usize % (hi - lo + 1));
         let report = spread_sim::run_seed(seed, daemons);
         delivered += report.messages_delivered;
+        steps += report.steps;
+        reads_paused += report.reads_paused;
         if !report.violations.is_empty() {
             failed += 1;
             println!(
@@ -41,13 +45,19 @@ fn main() {
                 println!("    {v}");
             }
             println!("    replay: cargo xtask sim --seeds 1 --first {seed} --daemons {daemons}");
+            println!(
+                "    views:  cargo run -p spread-sim --example replay_seed -- {seed} {daemons}"
+            );
         }
     }
     println!(
-        "{} seeds ({daemons_spec} daemons), {} with violations, {} deliveries checked, {:.1} s",
+        "{} seeds ({daemons_spec} daemons), {} with violations, {} deliveries checked, \
+         {} steps, {} client reads held back by a congested daemon, {:.1} s",
         seeds,
         failed,
         delivered,
+        steps,
+        reads_paused,
         started.elapsed().as_secs_f64()
     );
     println!("sim: {} passed, {} failed", seeds - failed, failed);
