@@ -493,7 +493,7 @@ impl World {
             last_time_used: self.daemons[d].last_time_used,
             dangerous_monitor: false,
         });
-        self.daemons[d].core = Some(Daemon::new_at(opts, self.now));
+        self.daemons[d].core = Some(Daemon::new(opts, self.now));
         self.daemons[d].restart_at = None;
         self.daemons[d].incarnation += 1;
         if d.is_multiple_of(self.scenario.client_spacing.max(1)) {

@@ -254,11 +254,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(opts: DaemonOptions) -> Daemon {
-        Daemon::new_at(opts, Instant::now())
-    }
-
-    pub fn new_at(opts: DaemonOptions, now: Instant) -> Daemon {
+    /// A daemon started at `now`: status reports count its age from there, and the ring
+    /// (if any) arms its first timers from it. The core reads no clock of its own.
+    pub fn new(opts: DaemonOptions, now: Instant) -> Daemon {
         let endian = opts.endian;
         let rng = opts.seed | 1;
         let me = u32::from(opts.identity.ip);
@@ -359,7 +357,9 @@ impl Daemon {
     }
 
     /// The connection closed or failed (the event loop has already closed the socket).
-    pub fn handle_hangup(&mut self, _now: Instant, conn: ConnId) {
+    pub fn handle_hangup(&mut self, now: Instant, conn: ConnId) {
+        // The session's kill enters the order now: the ring stamps its submission with it.
+        self.now = now;
         let open = matches!(
             self.conns.get(&conn).map(|c| &c.state),
             Some(State::Open(_))
@@ -1448,8 +1448,8 @@ mod tests {
             },
         );
         opts.endian = Endian::Big;
-        let mut d = Daemon::new(opts);
         let now = Instant::now();
+        let mut d = Daemon::new(opts, now);
         connect(&mut d, now, 1, "le");
         let le = spread_wire::Endian::Little;
         let join = request(service::JOIN, "#le#n1", 0, b"", le);
@@ -1477,18 +1477,21 @@ mod tests {
         assert_eq!(frame.data, b"payload");
     }
 
-    fn one_daemon() -> Daemon {
+    fn one_daemon(now: Instant) -> Daemon {
         let identity = Identity {
             name: "n1".into(),
             ip: Ipv4Addr::LOCALHOST,
         };
-        Daemon::new(DaemonOptions::new(
-            identity,
-            MembershipId {
-                proc_id: 0x7f00_0001,
-                time: 1,
-            },
-        ))
+        Daemon::new(
+            DaemonOptions::new(
+                identity,
+                MembershipId {
+                    proc_id: 0x7f00_0001,
+                    time: 1,
+                },
+            ),
+            now,
+        )
     }
 
     /// The auth list a client sees after sending `flags` in its connect message.
@@ -1500,8 +1503,8 @@ mod tests {
 
     #[test]
     fn only_a_client_that_offers_the_probe_sees_it_listed() {
-        let mut d = one_daemon();
         let now = Instant::now();
+        let mut d = one_daemon(now);
         assert_eq!(auth_list_for(&mut d, now, 1, 1), b"\x05NULL ");
         assert_eq!(
             auth_list_for(&mut d, now, 2, 0x01 | probe::OFFER_FLAG),
@@ -1511,8 +1514,8 @@ mod tests {
 
     #[test]
     fn a_probe_is_answered_and_a_silent_client_is_ended() {
-        let mut d = one_daemon();
         let t0 = Instant::now();
+        let mut d = one_daemon(t0);
         auth_list_for(&mut d, t0, 1, probe::OFFER_FLAG);
         let mut choice = [0u8; 90];
         choice[..4].copy_from_slice(b"NULL");
@@ -1542,8 +1545,8 @@ mod tests {
 
     #[test]
     fn a_probe_from_a_client_that_did_not_offer_is_a_violation() {
-        let mut d = one_daemon();
         let now = Instant::now();
+        let mut d = one_daemon(now);
         connect(&mut d, now, 1, "np");
         d.handle_input(
             now,
@@ -1561,10 +1564,10 @@ mod tests {
 
     #[test]
     fn while_congested_probing_clients_are_reassured_not_ended() {
-        let mut d = one_daemon();
+        let t0 = Instant::now();
+        let mut d = one_daemon(t0);
         d.opts.congestion_mark = 4;
         d.opts.slow_client_grace = Duration::from_secs(10);
-        let t0 = Instant::now();
         auth_list_for(&mut d, t0, 1, probe::OFFER_FLAG);
         let mut choice = [0u8; 90];
         choice[..4].copy_from_slice(b"NULL");
