@@ -16,6 +16,7 @@ use spread_wire::handshake::{self, ConnectRequest, Parsed, Reject, AUTH_CHOICE_L
 use spread_wire::membership::MembershipId;
 use spread_wire::names::{parse_private_group, private_group_name};
 use spread_wire::probe;
+use spread_wire::ring::packet_type;
 use spread_wire::{Endian, GroupName, MessageHeader, HEADER_LEN};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -1014,7 +1015,6 @@ impl Daemon {
     /// port: status, and (with `DangerousMonitor`) a partition that tells it to exit.
     fn answer_monitor_alone(&mut self, datagram: &[u8]) {
         use spread_wire::ring::monitor::{self, PerDaemonTable, Status};
-        use spread_wire::ring::packet_type;
         let Ok((endian, packets)) = spread_wire::ring::split_datagram(datagram) else {
             return;
         };
@@ -1115,12 +1115,12 @@ impl Daemon {
         let endian = self.opts.endian;
         let (kind, bytes) = match message {
             Ordered::Join { message, .. } | Ordered::Leave { message, .. } => {
-                (ring::kind::AGREED, message)
+                (packet_type::AGREED, message)
             }
             Ordered::Kill {
                 message: Some(message),
                 ..
-            } => (ring::kind::AGREED, message),
+            } => (packet_type::AGREED, message),
             Ordered::Kill {
                 member,
                 message: None,
@@ -1134,7 +1134,7 @@ impl Daemon {
                     data_len: 0,
                 };
                 (
-                    ring::kind::SAFE,
+                    packet_type::SAFE,
                     Bytes::copy_from_slice(&header.encode(endian)),
                 )
             }
@@ -1302,15 +1302,15 @@ impl Daemon {
 /// The packet type a message travels as (3.17's `Message_get_packet_type`).
 fn packet_kind(msg_type: u32) -> u32 {
     if msg_type & (service::UNRELIABLE | service::RELIABLE) != 0 {
-        ring::kind::RELIABLE
+        packet_type::RELIABLE
     } else if msg_type & service::FIFO != 0 {
-        ring::kind::FIFO
+        packet_type::FIFO
     } else if msg_type & (service::CAUSAL | service::AGREED) != 0 {
-        ring::kind::AGREED
+        packet_type::AGREED
     } else if msg_type & service::SAFE != 0 {
-        ring::kind::SAFE
+        packet_type::SAFE
     } else {
-        ring::kind::AGREED
+        packet_type::AGREED
     }
 }
 

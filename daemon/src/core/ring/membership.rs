@@ -7,12 +7,12 @@
 //! round the new ring) --> EVS (the old rings' messages are recovered) --> OP.
 
 use super::conf::{Membership, ProcId};
-use super::msgs::{
-    kind, Members, Packet, Rep, Reps, RingInfo, Token, TokenBody, POTENTIAL_REP, RING_REP, SEG_REP,
-};
+use super::msgs::{Members, Packet, Rep, Reps, RingInfo, Token, TokenBody};
 use super::{codec, Destination, Ring, State, Timer};
 use bytes::Bytes;
 use spread_wire::membership::MembershipId;
+use spread_wire::ring::memb::rep_type::{POTENTIAL_REP, RING_REP, SEG_REP};
+use spread_wire::ring::packet_type;
 use spread_wire::Endian;
 use std::time::Duration;
 
@@ -24,9 +24,9 @@ const MAX_REPS: usize = 25;
 impl Ring {
     pub(super) fn handle_membership_packet(&mut self, packet: Packet, endian: Endian) {
         let sender = packet.proc_id;
-        if packet.kind & kind::ALIVE != 0 {
+        if packet.kind & packet_type::ALIVE != 0 {
             self.handle_alive(sender);
-        } else if packet.kind & kind::JOIN != 0 {
+        } else if packet.kind & packet_type::JOIN != 0 {
             match codec::decode_join_body(&packet.body, endian, self.limits) {
                 Ok((members, reps)) if !reps.reps.is_empty() => {
                     self.handle_join(sender, members, reps)
@@ -34,7 +34,7 @@ impl Ring {
                 Ok(_) => {}
                 Err(e) => tracing::debug!("dropping a JOIN: {e}"),
             }
-        } else if packet.kind & kind::REFER != 0 {
+        } else if packet.kind & packet_type::REFER != 0 {
             self.handle_refer(packet.memb_id);
         }
     }
@@ -175,19 +175,19 @@ impl Ring {
     }
 
     pub(super) fn handle_form_token(&mut self, token: Token) {
-        if token.kind & kind::FORM1 != 0 {
+        if token.kind & packet_type::FORM1 != 0 {
             match self.state {
                 State::Op if self.membership.leader() != Some(self.me) => self.fill_form1(token),
                 State::Represented | State::Gather => self.fill_form1(token),
                 _ => {}
             }
-        } else if token.kind & kind::FORM2 != 0 && self.state == State::Form {
+        } else if token.kind & packet_type::FORM2 != 0 && self.state == State::Form {
             self.read_form2(token);
         }
     }
 
     fn send_refer(&mut self, to: ProcId, rep: ProcId, rep_type: i16) {
-        let mut refer = self.control_packet(kind::REFER, Bytes::new());
+        let mut refer = self.control_packet(packet_type::REFER, Bytes::new());
         refer.memb_id = MembershipId {
             proc_id: rep,
             time: rep_type as i32,
@@ -361,7 +361,7 @@ impl Ring {
 
     pub(super) fn scast_alive(&mut self, repeat: bool) {
         let body = codec::encode_alive_body(&self.f_members, self.endian, self.limits);
-        let alive = self.control_packet(kind::ALIVE, body);
+        let alive = self.control_packet(packet_type::ALIVE, body);
         self.scast(self.my_pos.segment, vec![alive]);
         if repeat {
             self.arm(Timer::Alive, self.timeouts.alive);
@@ -370,7 +370,7 @@ impl Ring {
 
     fn join_packet(&self) -> Packet {
         let body = codec::encode_join_body(&self.f_members, &self.f_reps, self.endian, self.limits);
-        self.control_packet(kind::JOIN, body)
+        self.control_packet(packet_type::JOIN, body)
     }
 
     pub(super) fn send_join(&mut self) {
@@ -481,7 +481,7 @@ impl Ring {
         let mut rings = vec![self.my_ring_info(self.my_aru + 1)];
         self.trim_to_fit(&mut rings[0], &members);
         let mut token = Token {
-            kind: kind::FORM1,
+            kind: packet_type::FORM1,
             transmitter: me,
             seq: self.highest_seq + 3333,
             proc_id: me,
@@ -504,7 +504,7 @@ impl Ring {
             self.unicast_token(next, &token);
         } else {
             // Alone: the FORM2 goes straight to myself.
-            token.kind = kind::FORM2;
+            token.kind = packet_type::FORM2;
             token.body = TokenBody::Form2 {
                 members: Members {
                     num_members: 0,
@@ -524,7 +524,7 @@ impl Ring {
     fn trim_to_fit(&self, ring: &mut RingInfo, members: &Members) {
         loop {
             let probe = Token {
-                kind: kind::FORM1,
+                kind: packet_type::FORM1,
                 transmitter: self.me,
                 seq: 0,
                 proc_id: self.me,
@@ -689,7 +689,7 @@ impl Ring {
             let mut ids: Vec<ProcId> = members.listed().to_vec();
             ids.sort_by_key(|id| self.conf.position(*id));
             let first = ids[0];
-            token.kind = kind::FORM2;
+            token.kind = packet_type::FORM2;
             token.body = TokenBody::Form2 {
                 members: Members {
                     num_members: 0,

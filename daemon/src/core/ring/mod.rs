@@ -26,12 +26,12 @@ mod protocol;
 mod timers;
 
 pub use conf::{Membership, Position, ProcConf, ProcId, RingConf, SegmentConf};
-pub use msgs::kind;
 pub use timers::Timeouts;
 
 use bytes::Bytes;
 use msgs::{Members, Packet, Rep, Reps, Token, TokenBody};
 use spread_wire::membership::MembershipId;
+use spread_wire::ring::packet_type;
 use spread_wire::Endian;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -394,7 +394,7 @@ impl Ring {
             if leader == Some(self.me) {
                 self.handle_hurry(self.me);
             } else if let Some(leader) = leader {
-                let hurry = self.control_packet(kind::HURRY, Bytes::new());
+                let hurry = self.control_packet(packet_type::HURRY, Bytes::new());
                 self.send_packets(Destination::Data(leader), vec![hurry], false);
             }
         }
@@ -501,9 +501,9 @@ impl Ring {
         if let Some(first) = packets.first_mut() {
             first.transmitter = self.me;
             first.kind = if routed {
-                first.kind | kind::ROUTED
+                first.kind | packet_type::ROUTED
             } else {
-                first.kind & !kind::ROUTED
+                first.kind & !packet_type::ROUTED
             };
         }
         let payload = codec::encode_packets(&packets, self.endian, self.limits);
@@ -608,7 +608,7 @@ impl Ring {
         {
             return;
         }
-        if first.kind & kind::ROUTED != 0 && self.conf.bcast_needed(self.my_pos.segment) {
+        if first.kind & packet_type::ROUTED != 0 && self.conf.bcast_needed(self.my_pos.segment) {
             // A segment leader passes routed datagrams on to its own segment.
             let mut forward = datagram.to_vec();
             codec::reroute(&mut forward, self.me);
@@ -617,21 +617,21 @@ impl Ring {
                 payload: forward,
             });
         }
-        let kind = first.kind & !kind::ROUTED;
-        if kind & (kind::STATUS | kind::FC | kind::PARTITION) != 0 {
+        let kind = first.kind & !packet_type::ROUTED;
+        if kind & (packet_type::STATUS | packet_type::FC | packet_type::PARTITION) != 0 {
             return;
         }
-        if kind & kind::MEMBERSHIP != 0 {
+        if kind & packet_type::MEMBERSHIP != 0 {
             let packet = packets.into_iter().next().expect("one packet");
             self.handle_membership_packet(packet, endian);
             return;
         }
-        if kind & kind::HURRY != 0 {
+        if kind & packet_type::HURRY != 0 {
             let from = first.proc_id;
             self.handle_hurry(from);
             return;
         }
-        if kind & kind::REGULAR == 0 {
+        if kind & packet_type::REGULAR == 0 {
             return;
         }
         if first.memb_id != self.membership_id {

@@ -1,8 +1,9 @@
 //! The ordering protocol: tokens, retransmissions, delivery (3.17's `protocol.c`).
 
-use super::msgs::{kind, Packet, Rtr, Token, TokenBody};
+use super::msgs::{Packet, Rtr, Token, TokenBody};
 use super::{Destination, Ring, RingEvent, Slot, State, Timer, MAX_SEQ_GAP, WINDOW_SLOTS};
 use bytes::{Bytes, BytesMut};
+use spread_wire::ring::packet_type;
 
 /// Bytes of a retransmission record's fixed part.
 const RTR_HEADER: usize = 16;
@@ -61,7 +62,7 @@ impl Ring {
 
     /// A regular token (3.17's `Prot_handle_token`); FORM tokens go to the membership.
     pub(super) fn handle_token(&mut self, mut token: Token) {
-        if token.kind & kind::FORM != 0 {
+        if token.kind & packet_type::FORM != 0 {
             return self.handle_form_token(token);
         }
         if !self.token_alive {
@@ -363,7 +364,7 @@ impl Ring {
             let seq = self.last_delivered + 1;
             match self.slot(seq) {
                 Some(Slot::Received(p)) => {
-                    if p.kind & kind::SAFE != 0 {
+                    if p.kind & packet_type::SAFE != 0 {
                         return;
                     }
                     self.deliver_packet(seq);
@@ -386,7 +387,7 @@ impl Ring {
         let Some(Slot::Received(packet)) = self.slot_mut(seq).take() else {
             return;
         };
-        let queue = if packet.kind & kind::RELIABLE != 0 && packet.index == -1 {
+        let queue = if packet.kind & packet_type::RELIABLE != 0 && packet.index == -1 {
             self.up.len() - 1
         } else {
             self.conf.index_of(packet.proc_id).expect("known sender")
@@ -455,7 +456,7 @@ impl Ring {
         while seq <= self.highest_seq {
             match self.slot(seq) {
                 Some(Slot::Hole) => break,
-                Some(Slot::Received(p)) if p.kind & kind::SAFE != 0 => break,
+                Some(Slot::Received(p)) if p.kind & packet_type::SAFE != 0 => break,
                 Some(Slot::Received(_)) => self.deliver_packet(seq),
                 _ => {}
             }
