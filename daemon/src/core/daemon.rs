@@ -4,8 +4,8 @@
 //! order of `handle_input` calls *is* the total order. [`Daemon::order`] is the one place
 //! where messages enter that order; the ring core (token, membership) plugs in there.
 
+use super::auth::AuthPolicy;
 use super::groups::{GroupInfo, Groups, Notice};
-use super::handshake::AuthPolicy;
 use super::outq::OutQueue;
 use super::ring::{self, Port, ProcId, Queue, Ring, RingEvent, RingOptions, Transmit};
 use super::{ConnId, Identity, Peer};
