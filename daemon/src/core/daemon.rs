@@ -159,30 +159,6 @@ struct Conn {
     marked_writable: bool,
 }
 
-/// A message in the total order.
-#[derive(Debug)]
-enum Ordered {
-    Join {
-        member: GroupName,
-        group: GroupName,
-        message: Bytes,
-    },
-    Leave {
-        member: GroupName,
-        group: GroupName,
-        message: Bytes,
-    },
-    /// A session ended; `message` is the client's own disconnect request, if it sent one.
-    Kill {
-        member: GroupName,
-        message: Option<Bytes>,
-    },
-    Data {
-        message: Bytes,
-        header: MessageHeader,
-    },
-}
-
 /// Counters for status reports.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stats {
@@ -209,7 +185,7 @@ pub struct Daemon {
     notices: Vec<Notice>,
     /// Messages ordered while another is being delivered (a slow reader dropped during a
     /// delivery): they follow it, never overtake it.
-    pending: VecDeque<Ordered>,
+    pending: VecDeque<Bytes>,
     delivering: bool,
     /// Receivers over the congestion mark, and since when.
     congested: HashMap<ConnId, Instant>,
@@ -480,8 +456,10 @@ impl Daemon {
 
     // ---- the order and delivery ---------------------------------------------------------
 
-    /// Where messages enter the total order. One daemon alone delivers at once.
-    fn order(&mut self, message: Ordered) {
+    /// Where messages (`header | groups | data`, the header in our byte order) enter the
+    /// total order. One daemon alone delivers at once; with a ring, delivery waits for the
+    /// ring's order and comes back through the same `deliver`.
+    fn order(&mut self, message: Bytes) {
         if self.ring.is_some() {
             return self.submit_to_ring(message);
         }
@@ -496,20 +474,50 @@ impl Daemon {
         self.delivering = false;
     }
 
-    fn deliver(&mut self, message: Ordered) {
+    /// A message in the total order, ordered here or by any daemon of the ring.
+    fn deliver(&mut self, message: Bytes) {
+        if message.len() < HEADER_LEN {
+            return;
+        }
+        let (mut header, writer) =
+            MessageHeader::decode(message[..HEADER_LEN].try_into().expect("48"));
+        let Some(body_len) = header.body_len() else {
+            return;
+        };
+        if HEADER_LEN + body_len > message.len() {
+            tracing::warn!("a delivered message is shorter than its header says; dropped");
+            return;
+        }
+        // Headers travel in their originating daemon's order; clients get ours.
+        let message = if writer == self.opts.endian {
+            message
+        } else {
+            let mut fixed = message.to_vec();
+            header.private_group = GroupName::from_field(&message[4..36]);
+            let out: &mut [u8; HEADER_LEN] = (&mut fixed[..HEADER_LEN]).try_into().expect("48");
+            header.write_into(out, self.opts.endian);
+            Bytes::from(fixed)
+        };
+        let t = header.msg_type;
+        tracing::trace!(daemon = %self.opts.identity.name, tail = ?&message[message.len().saturating_sub(8)..], "delivered type {t:#x} from {}", header.private_group);
+        let first_group =
+            || GroupName::from_field(&message[HEADER_LEN..HEADER_LEN + MAX_GROUP_NAME]);
+        let member = header.private_group;
         let mut notices = std::mem::take(&mut self.notices);
-        match message {
-            Ordered::Join { member, group, .. } => {
-                let local = self.local_conn(&member);
-                let daemon = self.daemon_of(&member);
-                self.groups.join(group, member, daemon, local, &mut notices);
-            }
-            Ordered::Leave { member, group, .. } => self.groups.leave(group, member, &mut notices),
-            Ordered::Kill { member, .. } => {
-                self.groups.kill(member, &mut notices);
-                self.release_if_local(&member);
-            }
-            Ordered::Data { message, header } => self.deliver_data(message, &header),
+        if t & service::JOIN != 0 && header.num_groups >= 1 {
+            let local = self.local_private(&member);
+            let daemon = self.daemon_of(&member);
+            self.groups
+                .join(first_group(), member, daemon, local, &mut notices);
+        } else if t & service::LEAVE != 0 && header.num_groups >= 1 {
+            self.groups.leave(first_group(), member, &mut notices);
+        } else if t & service::KILL != 0 {
+            self.groups.kill(member, &mut notices);
+            self.release_if_local(&member);
+        } else if t & service::GROUPS != 0 {
+            self.deliver_groups_message(message, &header, writer, &mut notices);
+        } else if t & service::REGULAR != 0 {
+            self.deliver_data(message, &header);
         }
         self.send_notices(&mut notices);
         self.notices = notices;
@@ -553,10 +561,6 @@ impl Daemon {
             return None;
         }
         self.names.get(parsed.private_name).copied()
-    }
-
-    fn local_conn(&self, member: &GroupName) -> Option<ConnId> {
-        self.local_private(member)
     }
 
     fn queue(&mut self, conn: ConnId, message: Bytes) {

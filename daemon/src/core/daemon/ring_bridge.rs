@@ -1,16 +1,15 @@
 //! The ring bridge: messages to the token ring, its deliveries and configuration changes
 //! back, and the answers to monitors.
 
-use super::{CoreEvent, Daemon, Ordered, State};
+use super::{CoreEvent, Daemon, State};
 use crate::core::groups::Notice;
 use crate::core::ring::{self, Port, ProcId, Queue, Ring, RingEvent, Transmit};
 use crate::core::ConnId;
 use bytes::Bytes;
-use spread_wire::consts::limits::MAX_GROUP_NAME;
 use spread_wire::consts::service;
 use spread_wire::names::parse_private_group;
 use spread_wire::ring::packet_type;
-use spread_wire::{GroupName, MessageHeader, HEADER_LEN};
+use spread_wire::{Endian, GroupName, MessageHeader, HEADER_LEN};
 use std::time::Instant;
 
 /// The ring side of the daemon: ordering through the token ring, deliveries and
@@ -127,38 +126,12 @@ impl Daemon {
         }
     }
 
-    pub(super) fn submit_to_ring(&mut self, message: Ordered) {
-        let endian = self.opts.endian;
-        let (kind, bytes) = match message {
-            Ordered::Join { message, .. } | Ordered::Leave { message, .. } => {
-                (packet_type::AGREED, message)
-            }
-            Ordered::Kill {
-                message: Some(message),
-                ..
-            } => (packet_type::AGREED, message),
-            Ordered::Kill {
-                member,
-                message: None,
-            } => {
-                // The daemon's own notice that a session ended travels SAFE, as in 3.17.
-                let header = MessageHeader {
-                    msg_type: service::KILL | service::SAFE,
-                    private_group: member,
-                    num_groups: 0,
-                    hint: spread_wire::Hint::daemon(endian),
-                    data_len: 0,
-                };
-                (
-                    packet_type::SAFE,
-                    Bytes::copy_from_slice(&header.encode(endian)),
-                )
-            }
-            Ordered::Data { message, header } => (packet_kind(header.msg_type), message),
-        };
+    /// Hands a message to the ring to be ordered; `deliver` gets it back in the order.
+    pub(super) fn submit_to_ring(&mut self, message: Bytes) {
+        let kind = packet_kind_of(&message);
         let now = self.now;
         if let Some(ring) = self.ring.as_mut() {
-            ring.submit(now, Queue::Normal, kind, bytes);
+            ring.submit(now, Queue::Normal, kind, message);
         }
         self.drain_ring();
     }
@@ -171,7 +144,7 @@ impl Daemon {
             };
             let mut notices = std::mem::take(&mut self.notices);
             match event {
-                RingEvent::Deliver(message) => self.deliver_from_ring(message),
+                RingEvent::Deliver(message) => self.deliver(message),
                 RingEvent::StatusRequest { to } => self.report_status(to),
                 RingEvent::ExitRequested => self.events.push_back(CoreEvent::Exit),
                 RingEvent::Transitional { members, id } => {
@@ -186,11 +159,7 @@ impl Daemon {
                         let ring = self.ring.as_mut().expect("ring events come from a ring");
                         ring.set_active_queue(Queue::Groups);
                         for m in outcome.groups_messages {
-                            let kind = packet_kind(
-                                MessageHeader::decode(m[..HEADER_LEN].try_into().expect("48"))
-                                    .0
-                                    .msg_type,
-                            );
+                            let kind = packet_kind_of(&m);
                             ring.submit(now, Queue::Groups, kind, m);
                         }
                     }
@@ -233,90 +202,56 @@ impl Daemon {
         }
     }
 
-    /// A message in the total order, from any daemon of the ring.
-    pub(super) fn deliver_from_ring(&mut self, message: Bytes) {
-        if message.len() < HEADER_LEN {
-            return;
-        }
-        let (mut header, writer) =
-            MessageHeader::decode(message[..HEADER_LEN].try_into().expect("48"));
-        let Some(body_len) = header.body_len() else {
-            return;
-        };
-        if HEADER_LEN + body_len > message.len() {
-            tracing::warn!("a delivered message is shorter than its header says; dropped");
-            return;
-        }
-        // Headers travel in their originating daemon's order; clients get ours.
-        let message = if writer == self.opts.endian {
-            message
-        } else {
-            let mut fixed = message.to_vec();
-            header.private_group = GroupName::from_field(&message[4..36]);
-            let out: &mut [u8; HEADER_LEN] = (&mut fixed[..HEADER_LEN]).try_into().expect("48");
-            header.write_into(out, self.opts.endian);
-            Bytes::from(fixed)
-        };
-        let t = header.msg_type;
-        tracing::trace!(daemon = %self.opts.identity.name, tail = ?&message[message.len().saturating_sub(8)..], "delivered type {t:#x} from {}", header.private_group);
-        let first_group =
-            || GroupName::from_field(&message[HEADER_LEN..HEADER_LEN + MAX_GROUP_NAME]);
+    /// A GROUPS message of the state exchange was delivered: when it completes the
+    /// exchange, client messages flow again.
+    pub(super) fn deliver_groups_message(
+        &mut self,
+        message: Bytes,
+        header: &MessageHeader,
+        writer: Endian,
+        notices: &mut Vec<Notice>,
+    ) {
         let member = header.private_group;
-        let mut notices = std::mem::take(&mut self.notices);
-        if t & service::JOIN != 0 && header.num_groups >= 1 {
-            let local = self.local_conn(&member);
-            let daemon = self.daemon_of(&member);
-            self.groups
-                .join(first_group(), member, daemon, local, &mut notices);
-        } else if t & service::LEAVE != 0 && header.num_groups >= 1 {
-            self.groups.leave(first_group(), member, &mut notices);
-        } else if t & service::KILL != 0 {
-            self.groups.kill(member, &mut notices);
-            self.release_if_local(&member);
-        } else if t & service::GROUPS != 0 {
-            let sender = self
-                .ring
-                .as_ref()
-                .and_then(|r| r.conf().by_name(member.as_bytes()));
-            if let Some(sender) = sender {
-                let names = &self.names;
-                let conns = &self.conns;
-                let me = self.opts.identity.name.as_bytes().to_vec();
-                let lookup = |m: &GroupName| -> Option<ConnId> {
-                    let p = parse_private_group(m)?;
-                    if p.daemon_name != me.as_slice() {
-                        return None;
-                    }
-                    names
-                        .get(p.private_name)
-                        .copied()
-                        .filter(|c| conns.contains_key(c))
-                };
-                let done = self.groups.handle_groups_message(
-                    sender,
-                    message,
-                    &header,
-                    writer,
-                    &mut notices,
-                    &lookup,
-                );
-                tracing::debug!(daemon = %self.opts.identity.name, sender, done, state = ?self.groups.state(), "GROUPS message");
-                if done {
-                    if let Some(ring) = self.ring.as_mut() {
-                        ring.set_active_queue(Queue::Normal);
-                    }
-                }
+        let Some(sender) = self
+            .ring
+            .as_ref()
+            .and_then(|r| r.conf().by_name(member.as_bytes()))
+        else {
+            return;
+        };
+        let names = &self.names;
+        let conns = &self.conns;
+        let me = self.opts.identity.name.as_bytes().to_vec();
+        let lookup = |m: &GroupName| -> Option<ConnId> {
+            let p = parse_private_group(m)?;
+            if p.daemon_name != me.as_slice() {
+                return None;
             }
-        } else if t & service::REGULAR != 0 {
-            self.deliver_data(message, &header);
+            names
+                .get(p.private_name)
+                .copied()
+                .filter(|c| conns.contains_key(c))
+        };
+        let done = self
+            .groups
+            .handle_groups_message(sender, message, header, writer, notices, &lookup);
+        tracing::debug!(daemon = %self.opts.identity.name, sender, done, state = ?self.groups.state(), "GROUPS message");
+        if done {
+            if let Some(ring) = self.ring.as_mut() {
+                ring.set_active_queue(Queue::Normal);
+            }
         }
-        self.send_notices(&mut notices);
-        self.notices = notices;
     }
 }
 
-/// The packet type a message travels as (3.17's `Message_get_packet_type`).
-pub(super) fn packet_kind(msg_type: u32) -> u32 {
+/// The packet type a message (`header | groups | data`, in our order) travels as.
+fn packet_kind_of(message: &[u8]) -> u32 {
+    let header = MessageHeader::decode(message[..HEADER_LEN].try_into().expect("48")).0;
+    packet_kind(header.msg_type)
+}
+
+/// The packet type of a service (3.17's `Message_get_packet_type`).
+fn packet_kind(msg_type: u32) -> u32 {
     if msg_type & (service::UNRELIABLE | service::RELIABLE) != 0 {
         packet_type::RELIABLE
     } else if msg_type & service::FIFO != 0 {

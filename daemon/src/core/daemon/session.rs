@@ -1,6 +1,6 @@
 //! An open session: reading and validating its messages, liveness probes, and its end.
 
-use super::{CloseReason, Conn, Daemon, Ordered, State};
+use super::{CloseReason, Conn, Daemon, State};
 use crate::core::ConnId;
 use bytes::{Bytes, BytesMut};
 use spread_wire::consts::limits::{MAX_DATA_PLUS_GROUPS, MAX_GROUPS_PER_MESSAGE, MAX_GROUP_NAME};
@@ -78,46 +78,27 @@ impl Daemon {
             }
             session.header = None;
             let message = session.inbuf.split_to(total).freeze();
-            let sender = session.private_group;
-            self.handle_message(conn, sender, header, message);
+            self.handle_message(conn, header, message);
         }
     }
 
-    pub(super) fn handle_message(
-        &mut self,
-        conn: ConnId,
-        sender: GroupName,
-        header: MessageHeader,
-        message: Bytes,
-    ) {
-        let first_group =
-            || GroupName::from_field(&message[HEADER_LEN..HEADER_LEN + MAX_GROUP_NAME]);
+    pub(super) fn handle_message(&mut self, conn: ConnId, header: MessageHeader, message: Bytes) {
         let t = header.msg_type;
         if probe::is_probe(&header) {
             return self.answer_probe(conn, &message);
         }
         if t & service::JOIN != 0 {
-            let group = first_group();
+            let group = GroupName::from_field(&message[HEADER_LEN..HEADER_LEN + MAX_GROUP_NAME]);
             if self.groups.local_member_count(&group) >= limits::MAX_LOCAL_GROUP_MEMBERS {
                 return self.send_reject(conn, &header, &message, service::CAUSED_BY_JOIN);
             }
-            self.order(Ordered::Join {
-                member: sender,
-                group,
-                message,
-            });
-        } else if t & service::LEAVE != 0 {
-            let group = first_group();
-            self.order(Ordered::Leave {
-                member: sender,
-                group,
-                message,
-            });
+            self.order(message);
         } else if t & service::KILL != 0 {
             // 3.17 drops what was still queued for a client that says goodbye.
             self.kill_session_with(conn, CloseReason::Disconnected, false, Some(message));
         } else {
-            self.order(Ordered::Data { message, header });
+            // A leave or a data message.
+            self.order(message);
         }
     }
 
@@ -240,10 +221,22 @@ impl Daemon {
         self.close(conn, flush, reason);
         // The name stays taken until the kill is ordered: until then the session is still
         // a member of its groups everywhere.
-        self.order(Ordered::Kill {
-            member: session.private_group,
-            message: request,
-        });
+        let kill = request.unwrap_or_else(|| self.kill_notice(session.private_group));
+        self.order(kill);
+    }
+
+    /// The daemon's own notice that a session ended, for a client that left without a
+    /// word: a bare KILL header that travels SAFE, as in 3.17.
+    fn kill_notice(&self, member: GroupName) -> Bytes {
+        let endian = self.opts.endian;
+        let header = MessageHeader {
+            msg_type: service::KILL | service::SAFE,
+            private_group: member,
+            num_groups: 0,
+            hint: spread_wire::Hint::daemon(endian),
+            data_len: 0,
+        };
+        Bytes::copy_from_slice(&header.encode(endian))
     }
 }
 
