@@ -19,6 +19,7 @@
 
 mod codec;
 mod conf;
+mod form;
 mod membership;
 mod monitor;
 mod msgs;
