@@ -359,36 +359,7 @@ impl Daemon {
                 break;
             }
             self.deadlines.pop_first();
-            let Some(c) = self.conns.get(&conn) else {
-                continue;
-            };
-            match &c.state {
-                State::AwaitConnect { buf, deadline: d } if *d == deadline => {
-                    // 3.17 judges a connect message by what arrived; one that stopped after
-                    // the version gets REJECT_NO_NAME, one that stopped in the name
-                    // REJECT_ILLEGAL_NAME, and silence just a close.
-                    let reject = if buf.is_empty() {
-                        None
-                    } else if spread_wire::handshake::connect_is_truncated_before_name(buf)
-                        || buf.len() < 2
-                    {
-                        Some(Reject::NoName)
-                    } else {
-                        Some(Reject::IllegalName)
-                    };
-                    match reject {
-                        Some(r) => self.reject(conn, r),
-                        None => {
-                            self.end_handshake(conn);
-                            self.close(conn, false, CloseReason::HandshakeTimeout);
-                        }
-                    }
-                }
-                State::AwaitAuthChoice { deadline: d, .. } if *d == deadline => {
-                    self.reject(conn, Reject::Auth);
-                }
-                _ => {}
-            }
+            self.handshake_expired(conn, deadline);
         }
     }
 

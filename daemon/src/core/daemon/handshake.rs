@@ -115,6 +115,39 @@ impl Daemon {
         self.read_messages(conn);
     }
 
+    /// A handshake deadline passed: a connection still waiting for its connect message or
+    /// auth choice (and not given a later deadline since) is refused or closed.
+    pub(super) fn handshake_expired(&mut self, conn: ConnId, deadline: Instant) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        match &c.state {
+            State::AwaitConnect { buf, deadline: d } if *d == deadline => {
+                // 3.17 judges a connect message by what arrived; one that stopped after
+                // the version gets REJECT_NO_NAME, one that stopped in the name
+                // REJECT_ILLEGAL_NAME, and silence just a close.
+                let reject = if buf.is_empty() {
+                    None
+                } else if handshake::connect_is_truncated_before_name(buf) || buf.len() < 2 {
+                    Some(Reject::NoName)
+                } else {
+                    Some(Reject::IllegalName)
+                };
+                match reject {
+                    Some(r) => self.reject(conn, r),
+                    None => {
+                        self.end_handshake(conn);
+                        self.close(conn, false, CloseReason::HandshakeTimeout);
+                    }
+                }
+            }
+            State::AwaitAuthChoice { deadline: d, .. } if *d == deadline => {
+                self.reject(conn, Reject::Auth);
+            }
+            _ => {}
+        }
+    }
+
     /// Refuses with REJECT_AUTH and frees the reserved name.
     pub(super) fn deny(&mut self, conn: ConnId) {
         self.release_name(conn);

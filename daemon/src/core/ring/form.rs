@@ -303,11 +303,7 @@ impl Ring {
     }
 
     /// Adds (or merges into) my old ring's record.
-    fn merge_my_ring(
-        &mut self,
-        rings: Vec<RingInfo>,
-        members: &mut Members,
-    ) -> Vec<RingInfo> {
+    fn merge_my_ring(&mut self, rings: Vec<RingInfo>, members: &mut Members) -> Vec<RingInfo> {
         let (mine, mut others): (Vec<RingInfo>, Vec<RingInfo>) = rings
             .into_iter()
             .partition(|r| r.memb_id == self.memb.membership_id);
