@@ -103,31 +103,6 @@ pub enum State {
     Evs,
 }
 
-/// A slot of the packet window.
-#[derive(Clone, Debug)]
-enum Slot {
-    /// Received, not yet delivered.
-    Received(Packet),
-    /// Delivered, kept to answer retransmission requests until discarded.
-    Delivered(Packet),
-    /// EVS placeholder for a packet no member of the old ring has.
-    Hole,
-}
-
-/// A message waiting to be sent, cut into packet bodies.
-#[derive(Clone, Debug)]
-struct DownMessage {
-    kind: u32,
-    fragments: Vec<Bytes>,
-}
-
-#[derive(Clone, Debug, Default)]
-struct DownQueue {
-    messages: VecDeque<DownMessage>,
-    /// Fragments of the first message already sent.
-    sent: usize,
-}
-
 /// Flow control: at most `window` datagrams per token rotation in all, `personal_window`
 /// per visit. 3.17 fixes them at 60 and 15; ours default larger (measured by
 /// `cargo xtask bench ring`), and spread.conf's `Window`/`PersonalWindow` set them.
@@ -323,7 +298,8 @@ impl Ring {
             .map(|at| message.slice(at..(at + FRAGMENT_SIZE).min(message.len())))
             .collect();
         let q = &mut self.out.queues[queue as usize];
-        q.messages.push_back(DownMessage { kind, fragments });
+        q.messages
+            .push_back(protocol::DownMessage { kind, fragments });
         // 3.17's Prot_new_message: a message into an empty queue while the leader holds the
         // token asks the leader to let it go.
         if queue == self.out.active_queue && q.messages.len() == 1 && self.is_token_hold() {

@@ -2,14 +2,39 @@
 
 use super::msgs::{Packet, Rtr, Token, TokenBody};
 use super::{
-    Destination, DownQueue, FlowControl, Queue, Ring, RingEvent, Slot, State, Timer, MAX_SEQ_GAP,
-    WINDOW_SLOTS,
+    Destination, FlowControl, Queue, Ring, RingEvent, State, Timer, MAX_SEQ_GAP, WINDOW_SLOTS,
 };
 use bytes::{Bytes, BytesMut};
 use spread_wire::ring::packet_type;
+use std::collections::VecDeque;
 
 /// Bytes of a retransmission record's fixed part.
 const RTR_HEADER: usize = 16;
+
+/// A slot of the packet window.
+#[derive(Clone, Debug)]
+pub(super) enum Slot {
+    /// Received, not yet delivered.
+    Received(Packet),
+    /// Delivered, kept to answer retransmission requests until discarded.
+    Delivered(Packet),
+    /// EVS placeholder for a packet no member of the old ring has.
+    Hole,
+}
+
+/// A message waiting to be sent, cut into packet bodies.
+#[derive(Clone, Debug)]
+pub(super) struct DownMessage {
+    pub(super) kind: u32,
+    pub(super) fragments: Vec<Bytes>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(super) struct DownQueue {
+    pub(super) messages: VecDeque<DownMessage>,
+    /// Fragments of the first message already sent.
+    pub(super) sent: usize,
+}
 
 /// The operational ring's state (3.17's `protocol.c`): the packet window, the token as
 /// we last saw it, and what has been delivered and discarded.
