@@ -7,7 +7,7 @@ use spread_wire::membership::MembershipId;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The daemon's command line, compatible with 3.17's.
 #[derive(Debug, Clone, clap::Parser)]
@@ -349,7 +349,7 @@ pub fn run(options: Options) -> Result<(), StartError> {
         local,
         ring: ring_sockets,
     };
-    let mut event_loop = EventLoop::new(Daemon::new(opts), listeners, &STOP)?;
+    let mut event_loop = EventLoop::new(Daemon::new(opts, Instant::now()), listeners, &STOP)?;
     event_loop.keep_ring_time_in(time_file);
     event_loop.set_client_keepalive(Some(client_keepalive(&config)));
     event_loop.run()?;

@@ -577,9 +577,10 @@ struct Replay {
 
 impl Replay {
     fn run(scenario: &Scenario, opts: DaemonOptions) -> Replay {
+        let t0 = Instant::now();
         let mut replay = Replay {
-            daemon: Daemon::new(opts),
-            t0: Instant::now(),
+            daemon: Daemon::new(opts, t0),
+            t0,
             sent: BTreeMap::new(),
             ended: BTreeMap::new(),
             hung_up: BTreeSet::new(),

@@ -502,7 +502,7 @@ impl World {
             },
         ));
         let daemon = &mut self.daemons[d];
-        daemon.core = Some(Daemon::new_at(opts, self.now));
+        daemon.core = Some(Daemon::new(opts, self.now));
         daemon.restart_at = None;
         daemon.incarnation += 1;
         daemon.paused.clear();

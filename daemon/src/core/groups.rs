@@ -15,10 +15,10 @@
 use super::ring::ProcId;
 use super::ConnId;
 use bytes::Bytes;
-use spread_wire::consts::limits::MAX_GROUP_NAME;
 use spread_wire::consts::service;
 use spread_wire::frame::encode_message;
-use spread_wire::membership::{GroupId, MembershipId, RegularBody, GROUP_ID_LEN};
+use spread_wire::membership::{GroupId, MembershipId, RegularBody};
+use spread_wire::ring::groups_msg::{GroupEntry, GroupsMessage};
 use spread_wire::{Endian, GroupName, Hint, MessageHeader, HEADER_LEN};
 use std::collections::BTreeMap;
 
@@ -101,11 +101,11 @@ pub struct Groups {
     trans_memb_id: MembershipId,
     reg_memb: Vec<ProcId>,
     reg_memb_id: MembershipId,
-    /// GROUPS messages collected in this exchange: (sender daemon, whole message).
-    gathered: Vec<(ProcId, Bytes)>,
+    /// GROUPS messages collected in this exchange: (sender daemon, its report).
+    gathered: Vec<(ProcId, GroupsMessage)>,
     daemons_gathered: usize,
     /// Our own GROUPS bodies, re-stamped and re-sent if the exchange restarts.
-    own_bodies: Vec<Vec<u8>>,
+    own_bodies: Vec<GroupsMessage>,
 }
 
 /// GROUPS bodies stay under this many bytes each (3.17's `GROUPS_BUF_SIZE`).
@@ -439,19 +439,19 @@ impl Groups {
         if !matches!(self.state, GState::Gather | GState::GatherTrans) {
             return false;
         }
-        let body = &message[HEADER_LEN..];
-        if body.len() < 8 {
-            return false;
-        }
-        let id = MembershipId {
-            proc_id: writer.read_u32(body[0..4].try_into().expect("4")),
-            time: writer.read_i32(body[4..8].try_into().expect("4")),
+        let data_len = (header.data_len.max(0) as usize).min(message.len() - HEADER_LEN);
+        let report = match GroupsMessage::decode(&message[HEADER_LEN..][..data_len], writer) {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::warn!(sender, "malformed GROUPS message ignored: {e}");
+                return false;
+            }
         };
-        if id != self.reg_memb_id {
-            tracing::debug!(?id, expected = ?self.reg_memb_id, "GROUPS message of another configuration ignored");
+        if report.memb_id != self.reg_memb_id {
+            tracing::debug!(id = ?report.memb_id, expected = ?self.reg_memb_id, "GROUPS message of another configuration ignored");
             return false;
         }
-        self.gathered.push((sender, message.clone()));
+        self.gathered.push((sender, report));
         // A daemon's last GROUPS message is AGREED, the ones before it RELIABLE.
         if header.msg_type & service::AGREED != 0 {
             self.daemons_gathered += 1;
@@ -492,42 +492,40 @@ impl Groups {
         });
     }
 
-    /// Our local members, group by group, in bodies of at most `GROUPS_BUF_SIZE` bytes:
-    /// `memb_id(8) { name(32) group_id(12) count(i16) names(32 x count) }*`.
-    fn build_groups_bodies(&self) -> Vec<Vec<u8>> {
-        let e = self.endian;
+    /// Our local members, group by group, in bodies of at most `GROUPS_BUF_SIZE` bytes.
+    fn build_groups_bodies(&self) -> Vec<GroupsMessage> {
+        let empty = || GroupsMessage {
+            memb_id: self.reg_memb_id,
+            groups: Vec::new(),
+        };
         let mut bodies = Vec::new();
-        let mut body = self.empty_groups_body();
+        let mut body = empty();
+        let mut body_len = body.encoded_len();
         for (name, g) in &self.groups {
-            let locals: Vec<&GroupName> = g
+            let members: Vec<GroupName> = g
                 .members
                 .iter()
                 .filter(|(_, m)| m.daemon == self.me)
-                .map(|(n, _)| n)
+                .map(|(n, _)| *n)
                 .collect();
-            if locals.is_empty() {
+            if members.is_empty() {
                 continue;
             }
-            let size = MAX_GROUP_NAME + GROUP_ID_LEN + 2 + locals.len() * MAX_GROUP_NAME;
-            if body.len() + size > GROUPS_BUF_SIZE && body.len() > 8 {
-                bodies.push(std::mem::replace(&mut body, self.empty_groups_body()));
+            let entry = GroupEntry {
+                name: *name,
+                group_id: g.id,
+                members,
+            };
+            let size = entry.encoded_len();
+            if body_len + size > GROUPS_BUF_SIZE && !body.groups.is_empty() {
+                bodies.push(std::mem::replace(&mut body, empty()));
+                body_len = body.encoded_len();
             }
-            body.extend_from_slice(&name.0);
-            body.extend_from_slice(&g.id.encode(e));
-            body.extend_from_slice(&e.u16_bytes(locals.len() as u16));
-            for m in locals {
-                body.extend_from_slice(&m.0);
-            }
+            body_len += size;
+            body.groups.push(entry);
         }
         bodies.push(body);
         bodies
-    }
-
-    fn empty_groups_body(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(GROUPS_BUF_SIZE);
-        body.extend_from_slice(&self.endian.u32_bytes(self.reg_memb_id.proc_id));
-        body.extend_from_slice(&self.endian.i32_bytes(self.reg_memb_id.time));
-        body
     }
 
     /// Whole GROUPS messages for our bodies: RELIABLE, the last one AGREED.
@@ -549,7 +547,10 @@ impl Groups {
                     hint: Hint::daemon(self.endian),
                     data_len: 0,
                 };
-                Bytes::from(encode_message(&header, &[], &[body], self.endian))
+                let body = body
+                    .encode(self.endian)
+                    .expect("a daemon's local members of a group fit an int16 count");
+                Bytes::from(encode_message(&header, &[], &[&body], self.endian))
             })
             .collect()
     }
@@ -564,31 +565,14 @@ impl Groups {
         // name -> [(reported id, members, daemon)]
         let mut reports: BTreeMap<GroupName, Vec<(GroupId, Vec<GroupName>, ProcId)>> =
             BTreeMap::new();
-        for (sender, message) in std::mem::take(&mut self.gathered) {
-            let (header, writer) =
-                MessageHeader::decode(message[..HEADER_LEN].try_into().expect("48"));
-            let body = &message[HEADER_LEN
-                ..HEADER_LEN + (header.data_len.max(0) as usize).min(message.len() - HEADER_LEN)];
-            let mut at = 8;
-            while at + MAX_GROUP_NAME + GROUP_ID_LEN + 2 <= body.len() {
-                let name = GroupName::from_field(&body[at..at + MAX_GROUP_NAME]);
-                at += MAX_GROUP_NAME;
-                let id = GroupId::decode(&body[at..], writer).expect("12 bytes");
-                at += GROUP_ID_LEN;
-                let count = writer.read_u16(body[at..at + 2].try_into().expect("2")) as i16;
-                at += 2;
-                let mut members = Vec::new();
-                for _ in 0..count.max(0) {
-                    if at + MAX_GROUP_NAME > body.len() {
-                        break;
-                    }
-                    members.push(GroupName::from_field(&body[at..at + MAX_GROUP_NAME]).canonical());
-                    at += MAX_GROUP_NAME;
-                }
-                reports
-                    .entry(name.canonical())
-                    .or_default()
-                    .push((id, members, sender));
+        for (sender, report) in std::mem::take(&mut self.gathered) {
+            for entry in report.groups {
+                let members = entry.members.iter().map(GroupName::canonical).collect();
+                reports.entry(entry.name.canonical()).or_default().push((
+                    entry.group_id,
+                    members,
+                    sender,
+                ));
             }
         }
         self.daemons_gathered = 0;

@@ -8,15 +8,15 @@
 //! `poll_writable` until `None`, writing each connection's [`OutQueue`]; then
 //! `poll_timeout` for the next deadline.
 
+mod auth;
 mod daemon;
 mod groups;
-mod handshake;
 mod outq;
 pub mod ring;
 
+pub use auth::{AuthPolicy, IpRule};
 pub use daemon::{CloseReason, CoreEvent, Daemon, DaemonOptions};
 pub use groups::GroupInfo;
-pub use handshake::{AuthPolicy, IpRule};
 pub use outq::OutQueue;
 
 use std::net::Ipv4Addr;

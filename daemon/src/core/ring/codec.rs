@@ -1,10 +1,10 @@
 //! Between the ring's logical messages and their bytes (`spread_wire::ring`).
 
-use super::msgs::{kind, Members, Packet, Rep, Reps, RingInfo, Rtr, Token, TokenBody};
+use super::msgs::{Members, Packet, Rep, Reps, RingInfo, Rtr, Token, TokenBody};
 use bytes::Bytes;
 use spread_wire::ring::form::{Form1Body, Form2Body, MembersTable, RepsTable, RingRecord};
 use spread_wire::ring::memb::{AliveBody, JoinBody, MemberList, RepInfo, RepList};
-use spread_wire::ring::packet::{encode_datagram_in, split_datagram_in, PacketHeader};
+use spread_wire::ring::packet::{encode_datagram_in, packet_type, split_datagram_in, PacketHeader};
 use spread_wire::ring::token::{
     decode_rtr_list_in, encode_rtr_list, encode_token_in as wire_token, split_token_in, RingRtr,
     TokenHeader,
@@ -65,7 +65,7 @@ pub fn encode_packets(packets: &[Packet], endian: Endian, limits: Limits) -> Vec
 pub fn reroute(datagram: &mut [u8], me: u32) {
     let raw: [u8; 4] = datagram[0..4].try_into().expect("a datagram has a header");
     let endian = Endian::of_type_word(raw);
-    let word = endian.read_u32(raw) & !kind::ROUTED;
+    let word = endian.read_u32(raw) & !packet_type::ROUTED;
     datagram[0..4].copy_from_slice(&endian.u32_bytes(word));
     datagram[4..8].copy_from_slice(&endian.u32_bytes(me));
 }

@@ -19,6 +19,7 @@
 
 mod codec;
 mod conf;
+mod form;
 mod membership;
 mod monitor;
 mod msgs;
@@ -26,12 +27,12 @@ mod protocol;
 mod timers;
 
 pub use conf::{Membership, Position, ProcConf, ProcId, RingConf, SegmentConf};
-pub use msgs::kind;
 pub use timers::Timeouts;
 
 use bytes::Bytes;
-use msgs::{Members, Packet, Rep, Reps, Token, TokenBody};
+use msgs::{Packet, Token};
 use spread_wire::membership::MembershipId;
+use spread_wire::ring::packet_type;
 use spread_wire::Endian;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -102,31 +103,6 @@ pub enum State {
     Evs,
 }
 
-/// A slot of the packet window.
-#[derive(Clone, Debug)]
-enum Slot {
-    /// Received, not yet delivered.
-    Received(Packet),
-    /// Delivered, kept to answer retransmission requests until discarded.
-    Delivered(Packet),
-    /// EVS placeholder for a packet no member of the old ring has.
-    Hole,
-}
-
-/// A message waiting to be sent, cut into packet bodies.
-#[derive(Clone, Debug)]
-struct DownMessage {
-    kind: u32,
-    fragments: Vec<Bytes>,
-}
-
-#[derive(Clone, Debug, Default)]
-struct DownQueue {
-    messages: VecDeque<DownMessage>,
-    /// Fragments of the first message already sent.
-    sent: usize,
-}
-
 /// Flow control: at most `window` datagrams per token rotation in all, `personal_window`
 /// per visit. 3.17 fixes them at 60 and 15; ours default larger (measured by
 /// `cargo xtask bench ring`), and spread.conf's `Window`/`PersonalWindow` set them.
@@ -189,76 +165,52 @@ pub const MAX_PACKET_SIZE: usize = 1472;
 /// Bytes of one packet body (a message fragment).
 pub const FRAGMENT_SIZE: usize = MAX_PACKET_SIZE - 32;
 
+/// The ring's state, grouped by the part of the protocol that owns it: `op` and `out`
+/// belong to the operational ring (`protocol.rs`), `memb` to the membership algorithm
+/// (`membership.rs`), `net` to the network layer below both (here); the rest is settings,
+/// fixed at start, and the outputs.
 pub struct Ring {
     conf: RingConf,
     me: ProcId,
     my_pos: Position,
     timeouts: Timeouts,
-    flow: FlowControl,
     endian: Endian,
     wide: bool,
     /// Largest membership this ring may form (128 in 3.17; more in extended mode).
     max_procs: usize,
     /// Table and token sizes: 3.17's, or extended for rings of more than 128 daemons.
     limits: spread_wire::ring::Limits,
+    /// Whether monitors may partition the ring and change its windows.
+    dangerous_monitor: bool,
+
+    clock: Clock,
+    timers: Timers,
+    op: protocol::Operational,
+    out: protocol::Outgoing,
+    memb: membership::MembershipState,
+    net: Network,
+    /// The partition a monitor set, if any.
+    partition: monitor::Partition,
+
+    events: VecDeque<RingEvent>,
+    stats: RingStats,
+}
+
+/// The time of the input being handled, and what ring ids' wall-clock seconds derive from.
+struct Clock {
     started: Instant,
     wall_clock_at_start: i64,
     now: Instant,
+}
 
-    // --- the ordering protocol (protocol.c) ---
-    slots: Vec<Option<Slot>>,
-    highest_seq: i32,
-    highest_fifo_seq: i32,
-    my_aru: i32,
-    aru: i32,
-    set_aru: i32,
-    last_discarded: i32,
-    last_delivered: i32,
-    token_counter: u32,
-    last_token: Token,
-    last_num_retrans: i32,
-    last_num_sent: i32,
-    queues: [DownQueue; 2],
-    active_queue: Queue,
-    /// Reassembly per originating daemon (config index), plus one for single-packet
-    /// RELIABLE messages delivered out of order.
-    up: Vec<Vec<Bytes>>,
+/// The network layer (3.17's `network.c`): who we send to, and datagrams on their way.
+struct Network {
+    /// Who the network layer sends to (3.17 changes it only when a FORM2 arrives).
+    membership: Membership,
     /// Packets waiting to be packed into one datagram.
     bcast_queue: Vec<Packet>,
     bcast_bytes: usize,
-
-    // --- membership (membership.c) ---
-    state: State,
-    token_alive: bool,
-    membership: Membership,
-    membership_id: MembershipId,
-    future_membership: Membership,
-    future_membership_id: MembershipId,
-    /// Who the network layer sends to (3.17 changes it only when a FORM2 arrives).
-    net_membership: Membership,
-    trans_membership: Membership,
-    trans_memb_id: MembershipId,
-    future_trans_time: i32,
-    last_time_used: i32,
-    my_seg_rep: Option<ProcId>,
-    foreign_found: bool,
-    f_members: Members,
-    f_reps: Reps,
-    potential_reps: Vec<Rep>,
-    commit_set: Members,
-    future_commit_set: Members,
-    /// When the last FORM2 put this daemon in EVS (see `membership::stale_in_evs`).
-    evs_since: Instant,
-    last_seq: i32,
-    timers: Timers,
-
     transmits: VecDeque<Transmit>,
-    events: VecDeque<RingEvent>,
-    stats: RingStats,
-    /// Whether monitors may partition the ring and change its windows.
-    dangerous_monitor: bool,
-    /// The partition a monitor set, if any.
-    partition: monitor::Partition,
 }
 
 impl Ring {
@@ -274,69 +226,29 @@ impl Ring {
             me: opts.me,
             my_pos,
             timeouts: opts.timeouts,
-            flow: opts.flow,
             endian: opts.endian,
             wide,
             max_procs: num_procs.max(128),
             limits: spread_wire::ring::Limits::for_ring(num_procs),
-            started: now,
-            wall_clock_at_start: opts.wall_clock_secs,
-            now,
-            slots: vec![None; WINDOW_SLOTS],
-            highest_seq: 0,
-            highest_fifo_seq: 0,
-            my_aru: 0,
-            aru: 0,
-            set_aru: -1,
-            last_discarded: 0,
-            last_delivered: 0,
-            token_counter: 0,
-            last_token: Token {
-                kind: 0,
-                transmitter: 0,
-                seq: 0,
-                proc_id: 0,
-                aru: 0,
-                aru_last_id: 0,
-                flow_control: 0,
-                body: TokenBody::Regular(Vec::new()),
+            dangerous_monitor: opts.dangerous_monitor,
+            clock: Clock {
+                started: now,
+                wall_clock_at_start: opts.wall_clock_secs,
+                now,
             },
-            last_num_retrans: 0,
-            last_num_sent: 0,
-            queues: [DownQueue::default(), DownQueue::default()],
-            active_queue: Queue::Normal,
-            up: vec![Vec::new(); num_procs + 1],
-            bcast_queue: Vec::new(),
-            bcast_bytes: 0,
-            state: State::Op,
-            token_alive: false,
-            membership: me_only.clone(),
-            membership_id: MembershipId {
-                proc_id: opts.me,
-                time: -1,
-            },
-            future_membership: me_only.clone(),
-            future_membership_id: MembershipId::default(),
-            net_membership: me_only,
-            trans_membership: Membership::default(),
-            trans_memb_id: MembershipId::default(),
-            future_trans_time: 0,
-            last_time_used: opts.last_time_used.unwrap_or(-1),
-            my_seg_rep: None,
-            foreign_found: false,
-            f_members: Members::only(opts.me),
-            f_reps: Reps::default(),
-            potential_reps: Vec::new(),
-            commit_set: Members::default(),
-            future_commit_set: Members::default(),
-            evs_since: now,
-            last_seq: 0,
             timers: Timers::default(),
-            transmits: VecDeque::new(),
+            op: protocol::Operational::new(num_procs),
+            out: protocol::Outgoing::new(opts.flow),
+            memb: membership::MembershipState::new(opts.me, &me_only, opts.last_time_used, now),
+            net: Network {
+                membership: me_only,
+                bcast_queue: Vec::new(),
+                bcast_bytes: 0,
+                transmits: VecDeque::new(),
+            },
+            partition: monitor::Partition::default(),
             events: VecDeque::new(),
             stats: RingStats::default(),
-            dangerous_monitor: opts.dangerous_monitor,
-            partition: monitor::Partition::default(),
             conf: opts.conf,
         };
         // 3.17's Memb_init: start as if the token of a one-daemon ring had just been lost.
@@ -348,7 +260,7 @@ impl Ring {
 
     /// A datagram arrived on our data or token port.
     pub fn handle_datagram(&mut self, now: Instant, port: Port, datagram: &[u8]) {
-        self.now = now;
+        self.clock.now = now;
         match port {
             Port::Data => self.handle_data_datagram(datagram),
             Port::Token => match codec::decode_token(datagram, self.limits) {
@@ -361,7 +273,7 @@ impl Ring {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = now;
+        self.clock.now = now;
         self.expire_partition(now);
         while let Some(timer) = self.timers.take_due(now) {
             match timer {
@@ -380,21 +292,22 @@ impl Ring {
     /// Queues a message (`message_header | groups | data`, in our byte order) to be
     /// ordered. `kind` is the packet type its service maps to.
     pub fn submit(&mut self, now: Instant, queue: Queue, kind: u32, message: Bytes) {
-        self.now = now;
+        self.clock.now = now;
         let fragments = (0..message.len().max(1))
             .step_by(FRAGMENT_SIZE)
             .map(|at| message.slice(at..(at + FRAGMENT_SIZE).min(message.len())))
             .collect();
-        let q = &mut self.queues[queue as usize];
-        q.messages.push_back(DownMessage { kind, fragments });
+        let q = &mut self.out.queues[queue as usize];
+        q.messages
+            .push_back(protocol::DownMessage { kind, fragments });
         // 3.17's Prot_new_message: a message into an empty queue while the leader holds the
         // token asks the leader to let it go.
-        if queue == self.active_queue && q.messages.len() == 1 && self.is_token_hold() {
+        if queue == self.out.active_queue && q.messages.len() == 1 && self.is_token_hold() {
             let leader = self.active_membership().leader();
             if leader == Some(self.me) {
                 self.handle_hurry(self.me);
             } else if let Some(leader) = leader {
-                let hurry = self.control_packet(kind::HURRY, Bytes::new());
+                let hurry = self.control_packet(packet_type::HURRY, Bytes::new());
                 self.send_packets(Destination::Data(leader), vec![hurry], false);
             }
         }
@@ -403,15 +316,15 @@ impl Ring {
     /// Which queue the protocol sends from (3.17 switches to the groups queue during the
     /// state exchange after a configuration change).
     pub fn set_active_queue(&mut self, queue: Queue) {
-        self.active_queue = queue;
+        self.out.active_queue = queue;
     }
 
     pub fn pending_messages(&self, queue: Queue) -> usize {
-        self.queues[queue as usize].messages.len()
+        self.out.queues[queue as usize].messages.len()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.net.transmits.pop_front()
     }
 
     pub fn poll_event(&mut self) -> Option<RingEvent> {
@@ -428,15 +341,15 @@ impl Ring {
     }
 
     pub fn state(&self) -> State {
-        self.state
+        self.memb.state
     }
 
     pub fn membership(&self) -> &Membership {
-        &self.membership
+        &self.memb.membership
     }
 
     pub fn membership_id(&self) -> MembershipId {
-        self.membership_id
+        self.memb.membership_id
     }
 
     pub fn conf(&self) -> &RingConf {
@@ -453,29 +366,33 @@ impl Ring {
 
     /// The last ring time used: worth keeping across restarts (see `RingOptions`).
     pub fn last_time_used(&self) -> i32 {
-        self.last_time_used
+        self.memb.last_time_used
     }
 
     // ---- clocks -----------------------------------------------------------------------------
 
     /// Wall-clock seconds now, derived from the monotonic clock we are given.
     fn wall_secs(&self) -> i32 {
-        (self.wall_clock_at_start
-            + self.now.saturating_duration_since(self.started).as_secs() as i64) as i32
+        (self.clock.wall_clock_at_start
+            + self
+                .clock
+                .now
+                .saturating_duration_since(self.clock.started)
+                .as_secs() as i64) as i32
     }
 
     fn arm(&mut self, timer: Timer, after: std::time::Duration) {
-        self.timers.arm(timer, self.now, after);
+        self.timers.arm(timer, self.clock.now, after);
     }
 
     // ---- the network layer (network.c) ------------------------------------------------------
 
     /// The ring the protocol runs on: the future one during EVS.
     fn active_membership(&self) -> &Membership {
-        if self.state == State::Evs {
-            &self.future_membership
+        if self.memb.state == State::Evs {
+            &self.memb.future_membership
         } else {
-            &self.membership
+            &self.memb.membership
         }
     }
 
@@ -501,13 +418,13 @@ impl Ring {
         if let Some(first) = packets.first_mut() {
             first.transmitter = self.me;
             first.kind = if routed {
-                first.kind | kind::ROUTED
+                first.kind | packet_type::ROUTED
             } else {
-                first.kind & !kind::ROUTED
+                first.kind & !packet_type::ROUTED
             };
         }
         let payload = codec::encode_packets(&packets, self.endian, self.limits);
-        self.transmits.push_back(Transmit { to, payload });
+        self.net.transmits.push_back(Transmit { to, payload });
     }
 
     /// "To everyone": unicast (ROUTED) to the first member of every other segment of the
@@ -515,7 +432,8 @@ impl Ring {
     /// configured. True when something was (or needed no) sending.
     fn bcast(&mut self, packets: Vec<Packet>) -> bool {
         let leaders = self
-            .net_membership
+            .net
+            .membership
             .other_segment_leaders(self.my_pos.segment);
         for (_, leader) in &leaders {
             self.send_packets(Destination::Data(*leader), packets.clone(), true);
@@ -533,39 +451,39 @@ impl Ring {
             if self.conf.bcast_needed(segment) {
                 self.send_packets(Destination::Segment(segment), packets, false);
             }
-        } else if let Some(leader) = self.net_membership.segment_leader(segment) {
+        } else if let Some(leader) = self.net.membership.segment_leader(segment) {
             self.send_packets(Destination::Data(leader), packets, true);
         }
     }
 
     /// Adds a packet to the datagram being packed; true when that flushed a full one.
     fn queue_bcast(&mut self, packet: Packet) -> bool {
-        let aligned = (self.bcast_bytes + 3) & !3;
+        let aligned = (self.net.bcast_bytes + 3) & !3;
         let len = 32 + packet.body.len();
         let mut flushed = false;
-        if !self.bcast_queue.is_empty() && aligned + len > MAX_PACKET_SIZE {
+        if !self.net.bcast_queue.is_empty() && aligned + len > MAX_PACKET_SIZE {
             flushed = self.flush_bcast();
         }
-        self.bcast_bytes = if self.bcast_queue.is_empty() {
+        self.net.bcast_bytes = if self.net.bcast_queue.is_empty() {
             len
         } else {
-            ((self.bcast_bytes + 3) & !3) + len
+            ((self.net.bcast_bytes + 3) & !3) + len
         };
-        self.bcast_queue.push(packet);
+        self.net.bcast_queue.push(packet);
         flushed
     }
 
     fn flush_bcast(&mut self) -> bool {
-        if self.bcast_queue.is_empty() {
+        if self.net.bcast_queue.is_empty() {
             return false;
         }
-        let packets = std::mem::take(&mut self.bcast_queue);
-        self.bcast_bytes = 0;
+        let packets = std::mem::take(&mut self.net.bcast_queue);
+        self.net.bcast_bytes = 0;
         self.bcast(packets)
     }
 
     fn send_token(&mut self, token: &Token) {
-        let Some(next) = self.net_membership.token_successor(self.me) else {
+        let Some(next) = self.net.membership.token_successor(self.me) else {
             return;
         };
         self.unicast_token(next, token);
@@ -575,7 +493,7 @@ impl Ring {
         let mut token = token.clone();
         token.transmitter = self.me;
         match codec::encode_token(&token, self.endian, self.limits) {
-            Ok(payload) => self.transmits.push_back(Transmit {
+            Ok(payload) => self.net.transmits.push_back(Transmit {
                 to: Destination::Token(to),
                 payload,
             }),
@@ -608,33 +526,33 @@ impl Ring {
         {
             return;
         }
-        if first.kind & kind::ROUTED != 0 && self.conf.bcast_needed(self.my_pos.segment) {
+        if first.kind & packet_type::ROUTED != 0 && self.conf.bcast_needed(self.my_pos.segment) {
             // A segment leader passes routed datagrams on to its own segment.
             let mut forward = datagram.to_vec();
             codec::reroute(&mut forward, self.me);
-            self.transmits.push_back(Transmit {
+            self.net.transmits.push_back(Transmit {
                 to: Destination::Segment(self.my_pos.segment),
                 payload: forward,
             });
         }
-        let kind = first.kind & !kind::ROUTED;
-        if kind & (kind::STATUS | kind::FC | kind::PARTITION) != 0 {
+        let kind = first.kind & !packet_type::ROUTED;
+        if kind & (packet_type::STATUS | packet_type::FC | packet_type::PARTITION) != 0 {
             return;
         }
-        if kind & kind::MEMBERSHIP != 0 {
+        if kind & packet_type::MEMBERSHIP != 0 {
             let packet = packets.into_iter().next().expect("one packet");
             self.handle_membership_packet(packet, endian);
             return;
         }
-        if kind & kind::HURRY != 0 {
+        if kind & packet_type::HURRY != 0 {
             let from = first.proc_id;
             self.handle_hurry(from);
             return;
         }
-        if kind & kind::REGULAR == 0 {
+        if kind & packet_type::REGULAR == 0 {
             return;
         }
-        if first.memb_id != self.membership_id {
+        if first.memb_id != self.memb.membership_id {
             let packet = packets.into_iter().next().expect("one packet");
             self.handle_foreign(packet);
             return;

@@ -81,7 +81,7 @@ impl Ring {
     fn set_partition(&mut self, table: &PerDaemonTable) {
         let n = self.conf.num_procs();
         self.partition.components = table.entries[..n.min(table.entries.len())].to_vec();
-        self.partition.until = Some(self.now + PARTITION_LASTS);
+        self.partition.until = Some(self.clock.now + PARTITION_LASTS);
         let mine = self.my_component();
         if mine < 0 {
             tracing::warn!("a monitor told this daemon to exit");
@@ -98,14 +98,14 @@ impl Ring {
             .index_of(self.me)
             .and_then(|i| table.entries.get(i).copied());
         if let Some(w) = global.filter(|&w| w != PerDaemonTable::UNCHANGED) {
-            self.flow.window = w.into();
+            self.out.flow.window = w.into();
         }
         if let Some(w) = mine.filter(|&w| w != PerDaemonTable::UNCHANGED) {
-            self.flow.personal_window = w.into();
+            self.out.flow.personal_window = w.into();
         }
         tracing::info!(
-            window = self.flow.window,
-            personal = self.flow.personal_window,
+            window = self.out.flow.window,
+            personal = self.out.flow.personal_window,
             "a monitor set the flow-control windows"
         );
     }
@@ -140,8 +140,12 @@ impl Ring {
     pub fn status(&self) -> Status {
         use spread_wire::consts::version;
         Status {
-            sec: self.now.saturating_duration_since(self.started).as_secs() as i32,
-            state: state_number(self.state),
+            sec: self
+                .clock
+                .now
+                .saturating_duration_since(self.clock.started)
+                .as_secs() as i32,
+            state: state_number(self.memb.state),
             gstate: 1,
             packet_sent: self.stats.packets_sent as i32,
             packet_recv: self.stats.packets_received as i32,
@@ -151,17 +155,17 @@ impl Ring {
             s_retrans: self.stats.segment_retrans as i32,
             b_retrans: self.stats.broadcast_retrans as i32,
             token_hurry: self.stats.token_hurries as i32,
-            aru: self.aru,
-            my_aru: self.my_aru,
-            highest_seq: self.highest_seq,
+            aru: self.op.aru,
+            my_aru: self.op.my_aru,
+            highest_seq: self.op.highest_seq,
             token_rounds: self.stats.token_rounds as i32,
             my_id: self.me,
-            leader_id: self.membership.leader().unwrap_or(self.me),
+            leader_id: self.memb.membership.leader().unwrap_or(self.me),
             membership_changes: self.stats.membership_changes as i16,
             num_procs: self.conf.num_procs() as i16,
             num_segments: self.conf.segments.len() as i16,
-            window: self.flow.window as i16,
-            personal_window: self.flow.personal_window as i16,
+            window: self.out.flow.window as i16,
+            personal_window: self.out.flow.personal_window as i16,
             major_version: version::MAJOR.into(),
             minor_version: version::MINOR.into(),
             patch_version: version::PATCH.into(),
@@ -175,7 +179,7 @@ impl Ring {
         header.data_len = spread_wire::ring::monitor::STATUS_LEN as i16;
         let body = status.encode(self.endian);
         if let Ok(payload) = encode_datagram_in(self.endian, &[(header, &body[..])], self.limits) {
-            self.transmits.push_back(Transmit {
+            self.net.transmits.push_back(Transmit {
                 to: Destination::Monitor(to),
                 payload,
             });

@@ -1,31 +1,10 @@
 //! The ring's messages in logical form: what the protocol reasons about. Byte layouts live
-//! in `spread_wire::ring`; `codec.rs` converts.
+//! in `spread_wire::ring`, and so do the packet type bits (`packet_type`) and representative
+//! types (`memb::rep_type`); `codec.rs` converts.
 
 use super::conf::ProcId;
 use bytes::Bytes;
 use spread_wire::membership::MembershipId;
-
-/// Packet type bits of `packet_header.type` (not the client's service bits).
-pub mod kind {
-    pub const RELIABLE: u32 = 0x0000_0002;
-    pub const FIFO: u32 = 0x0000_0004;
-    pub const AGREED: u32 = 0x0000_0008;
-    pub const SAFE: u32 = 0x0000_0010;
-    pub const ROUTED: u32 = 0x0000_0020;
-    pub const HURRY: u32 = 0x0000_0040;
-    pub const ALIVE: u32 = 0x0000_0100;
-    pub const JOIN: u32 = 0x0000_0200;
-    pub const REFER: u32 = 0x0000_0400;
-    pub const FORM1: u32 = 0x0000_1000;
-    pub const FORM2: u32 = 0x0000_2000;
-    pub const STATUS: u32 = 0x0100_0000;
-    pub const PARTITION: u32 = 0x0200_0000;
-    pub const FC: u32 = 0x0400_0000;
-    pub const REGULAR: u32 = 0x0000_001f;
-    pub const MEMBERSHIP: u32 = 0x0000_0700;
-    pub const FORM: u32 = 0x0000_3000;
-    pub const CONTROL: u32 = 0x0f00_0000;
-}
 
 /// A data (or control) packet: one fragment of a message, or an ALIVE/JOIN/REFER/HURRY.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,10 +30,8 @@ pub struct Rtr {
     pub seqs: Vec<i32>,
 }
 
-pub const POTENTIAL_REP: i16 = 0;
-pub const SEG_REP: i16 = 1;
-pub const RING_REP: i16 = 2;
-
+/// One representative of a FORM1 token; `rep_type` is one of spread-wire's
+/// `memb::rep_type` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rep {
     pub proc_id: ProcId,
