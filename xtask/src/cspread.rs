@@ -21,7 +21,6 @@ pub fn find(explicit: Option<&Path>) -> Option<CSpread> {
 
 pub struct CSpread {
     pub daemon: PathBuf,
-    pub spflooder: PathBuf,
 }
 
 impl CSpread {
@@ -29,25 +28,9 @@ impl CSpread {
         let daemon = [prefix.join("sbin/spread"), prefix.join("bin/spread")]
             .into_iter()
             .find(|p| p.exists())?;
-        let spflooder = prefix.join("bin/spflooder");
-        spflooder.exists().then_some(CSpread { daemon, spflooder })
+        prefix
+            .join("bin/spflooder")
+            .exists()
+            .then_some(CSpread { daemon })
     }
-}
-
-/// Running as root, the C daemon chroots and switches user: run it as nobody instead.
-pub fn unprivileged(program: &Path) -> std::process::Command {
-    if current_uid() == 0 {
-        let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(program);
-        c
-    } else {
-        std::process::Command::new(program)
-    }
-}
-
-fn current_uid() -> u32 {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .unwrap_or(1)
 }
