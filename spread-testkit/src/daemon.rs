@@ -36,6 +36,18 @@ impl DaemonKind {
     }
 }
 
+/// What becomes of a daemon's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Logs {
+    /// Written to `<name>.log` in its directory, ours at debug level: what a failed test is
+    /// read by.
+    #[default]
+    Kept,
+    /// Discarded, and ours at the level it would run at anyway: benchmarks measure the
+    /// daemon, not its debug logging.
+    Discarded,
+}
+
 /// A running daemon process, killed on drop.
 pub struct RunningDaemon {
     pub child: Child,
@@ -44,7 +56,7 @@ pub struct RunningDaemon {
     pub port: u16,
     /// Ours: in the daemon's directory. C's: `/tmp/<port>`, where 3.17 always puts it.
     pub local_socket: PathBuf,
-    /// Its log (our stderr, C's stdout).
+    /// Its log (our stderr, C's stdout); absent when the daemon runs with [`Logs::Discarded`].
     pub log: PathBuf,
     /// The directory of a daemon started alone, which it owns; a ring's daemons share the
     /// ring's.
@@ -97,6 +109,7 @@ pub(crate) struct Launch<'a> {
     pub with_c_daemons: bool,
     /// More arguments after the usual ones.
     pub args: &'a [&'a str],
+    pub logs: Logs,
 }
 
 /// Starts the daemon and waits until it listens for clients. The log is appended to, so a
@@ -104,12 +117,16 @@ pub(crate) struct Launch<'a> {
 pub(crate) fn spawn(launch: &Launch<'_>) -> Result<RunningDaemon, String> {
     let name = launch.name;
     let log = launch.dir.join(format!("{name}.log"));
-    let log_file = || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| format!("opening {}: {e}", log.display()))
+    let log_file = || -> Result<Stdio, String> {
+        match launch.logs {
+            Logs::Kept => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .map(Stdio::from)
+                .map_err(|e| format!("opening {}: {e}", log.display())),
+            Logs::Discarded => Ok(Stdio::null()),
+        }
     };
     let (mut command, local_socket) = match launch.kind {
         DaemonKind::C(c) => {
@@ -137,10 +154,10 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<RunningDaemon, String> {
             if launch.with_c_daemons {
                 command.arg("--with-c-daemons");
             }
-            command
-                .env("SPREAD_LOG", "debug")
-                .stdout(Stdio::null())
-                .stderr(log_file()?);
+            if launch.logs == Logs::Kept {
+                command.env("SPREAD_LOG", "debug");
+            }
+            command.stdout(Stdio::null()).stderr(log_file()?);
             (command, local_socket)
         }
     };
@@ -239,6 +256,16 @@ pub fn start_alone(
     conf_extra: &str,
     args: &[&str],
 ) -> Result<RunningDaemon, String> {
+    start_alone_with_logs(kind, conf_extra, args, Logs::Kept)
+}
+
+/// [`start_alone`], with its log kept or discarded as `logs` says.
+pub fn start_alone_with_logs(
+    kind: &DaemonKind,
+    conf_extra: &str,
+    args: &[&str],
+    logs: Logs,
+) -> Result<RunningDaemon, String> {
     let ip = Ipv4Addr::LOCALHOST;
     let port = free_port(&[ip]);
     let dir = TempDir::new(if kind.is_c() { "c" } else { "rust" });
@@ -255,6 +282,7 @@ pub fn start_alone(
         dir: dir.path(),
         with_c_daemons: false,
         args,
+        logs,
     })?;
     daemon.dir = Some(dir);
     Ok(daemon)

@@ -1,7 +1,7 @@
 //! N daemons, any of them C, each alone in its own segment on 127.0.0.1, .2, … (the layout of
 //! the captured C ring), all on one port.
 
-use crate::daemon::{alone_conf, spawn, Launch};
+use crate::daemon::{alone_conf, spawn, Launch, Logs};
 use crate::{
     free_port, make_world_readable, wait_until_one_ring, DaemonKind, RunningDaemon, TempDir,
 };
@@ -32,6 +32,8 @@ pub struct Ring {
     /// Whether ours run with `--with-c-daemons`: set when the ring starts with a C daemon
     /// and kept, as every daemon of a ring must use the same timeouts.
     pub with_c_daemons: bool,
+    /// Whether its daemons' logs are kept, restarted ones' too.
+    pub logs: Logs,
 }
 
 impl Ring {
@@ -68,6 +70,16 @@ impl Ring {
         layout: Layout,
         conf_extra: &str,
     ) -> Result<Ring, String> {
+        Ring::try_start_with_logs(kinds, layout, conf_extra, Logs::Kept)
+    }
+
+    /// [`Ring::try_start_laid_out`], with the daemons' logs kept or discarded as `logs` says.
+    pub fn try_start_with_logs(
+        kinds: Vec<DaemonKind>,
+        layout: Layout,
+        conf_extra: &str,
+        logs: Logs,
+    ) -> Result<Ring, String> {
         let count = u8::try_from(kinds.len()).map_err(|_| "too many daemons")?;
         let ips: Vec<Ipv4Addr> = (1..=count).map(Ring::ip).collect();
         let port = free_port(&ips);
@@ -85,6 +97,7 @@ impl Ring {
             with_c_daemons: kinds.iter().any(DaemonKind::is_c),
             daemons: (0..count).map(|_| None).collect(),
             kinds,
+            logs,
         };
         for n in 1..=count {
             ring.try_start_daemon(n)?;
@@ -113,6 +126,7 @@ impl Ring {
             dir: self.dir.path(),
             with_c_daemons: self.with_c_daemons,
             args: &[],
+            logs: self.logs,
         })?;
         self.daemons[usize::from(n) - 1] = Some(daemon);
         Ok(())

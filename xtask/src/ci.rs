@@ -4,6 +4,7 @@
 //! line and appends `<test>: <reason>` to the file SPREAD_SKIP_LOG names; ci points that at
 //! a fresh file for every `cargo test` it runs, and adds its own skips to the same file.
 
+use spread_testkit::CSpread;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use xshell::{cmd, Shell};
@@ -30,8 +31,8 @@ fn checks(sh: &Shell, skip_log: &Path) -> anyhow::Result<()> {
     // spread-sys links an installed C libspread and fails to build without one (by design,
     // like any -sys crate), so it and the differential scenarios built on it run only where
     // C Spread is installed.
-    match crate::cspread::find(None) {
-        Some(c) => {
+    match CSpread::find() {
+        Ok(c) => {
             println!(
                 "== spread-sys and differential scenarios (C Spread at {})",
                 c.daemon.display()
@@ -41,11 +42,7 @@ fn checks(sh: &Shell, skip_log: &Path) -> anyhow::Result<()> {
                 .env(SKIP_LOG_VAR, skip_log)
                 .run()?;
         }
-        None => skip(
-            skip_log,
-            "spread-sys and the differential scenarios",
-            "no C Spread 3.17 installed (set SPREAD_C_PREFIX or install into /usr/local)",
-        )?,
+        Err(why) => skip(skip_log, "spread-sys and the differential scenarios", &why)?,
     }
     println!("== simulator: 500 seeds, 3 to 7 daemons, random faults");
     cmd!(

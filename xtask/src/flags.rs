@@ -32,7 +32,8 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Where C Spread is installed (else SPREAD_C_PREFIX, PATH, /usr/local).
+    /// Where C Spread is installed (else found as spread-sys's build finds it:
+    /// SPREAD_C_PREFIX, SPREAD_INCLUDE_DIR/SPREAD_LIB_DIR, pkg-config, /usr/local, /usr).
     #[arg(long)]
     pub c_prefix: Option<PathBuf>,
     /// Runs per cell; the median is reported.
@@ -90,7 +91,8 @@ pub struct BuildArgs {
 
 #[derive(clap::Args)]
 pub struct InteropArgs {
-    /// Prefix of an installed C Spread 3.17 (else SPREAD_C_PREFIX, PATH, /usr/local).
+    /// Prefix of an installed C Spread 3.17 (else found as spread-sys's build finds it:
+    /// SPREAD_C_PREFIX, SPREAD_INCLUDE_DIR/SPREAD_LIB_DIR, pkg-config, /usr/local, /usr).
     #[arg(long)]
     pub c_prefix: Option<PathBuf>,
     /// Only the all-Rust ring with spread-rs (written to target/interop-quick unless --out

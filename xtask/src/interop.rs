@@ -4,12 +4,12 @@
 //! binary; this command finds C Spread, builds what is needed, shows progress and writes
 //! docs/interop.md and docs/interop.json.
 
-use crate::cspread;
 use crate::flags::InteropArgs;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+use spread_testkit::CSpread;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 use xshell::{cmd, Shell};
@@ -48,14 +48,16 @@ const EVENTS: [(&str, &str); 6] = [
 
 pub fn run(sh: &Shell, args: InteropArgs) -> anyhow::Result<()> {
     let root = crate::project_root();
-    let c = cspread::find(args.c_prefix.as_deref());
-    let prefix = c
-        .as_ref()
-        .and_then(|c| c.daemon.parent()?.parent().map(Path::to_path_buf));
-    match &prefix {
-        Some(p) => println!("C Spread 3.17 at {}", p.display()),
-        None => println!("C Spread not found: running the all-Rust part only"),
-    }
+    let prefix = match CSpread::find_in(args.c_prefix.as_deref()) {
+        Ok(c) => {
+            println!("C Spread 3.17 at {}", c.prefix.display());
+            Some(c.prefix)
+        }
+        Err(why) => {
+            println!("C Spread not found ({why}): running the all-Rust part only");
+            None
+        }
+    };
     println!("== building our daemon and the matrix runner");
     cmd!(sh, "cargo build --quiet -p spread-daemon --bin spread").run()?;
     // libspread (through spread-sys) only where C Spread is installed.

@@ -13,7 +13,6 @@
 mod bench;
 mod build;
 mod ci;
-mod cspread;
 mod flags;
 mod interop;
 mod sim;

@@ -1,16 +1,16 @@
-//! What every benchmark suite uses: the binaries under test, daemon and client kinds,
-//! temporary directories, free ports, and one measured flood between two daemons.
+//! What every benchmark suite uses: the binaries under test, daemon and client kinds, and one
+//! measured flood between two daemons. Daemons themselves start through spread-testkit.
 
-use crate::cspread::CSpread;
 use anyhow::{bail, Context};
+use spread_testkit::{CSpread, DaemonKind};
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Whose daemon a measurement runs on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
-pub(crate) enum DaemonKind {
+pub(crate) enum Implementation {
     Rust,
     C,
 }
@@ -28,38 +28,13 @@ pub(crate) struct Tools {
     pub(crate) c: Option<CSpread>,
 }
 
-pub(crate) struct TempDir(pub(crate) PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A port free for TCP and UDP (port, port+1), never the same twice in one run: a C daemon
-/// sets no SO_REUSEADDR, so it cannot bind a port a previous daemon left in TIME_WAIT.
-pub(crate) fn free_port() -> u16 {
-    static USED: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let start = (std::process::id() % 2000) as u16 * 2
-        + USED.fetch_add(10, std::sync::atomic::Ordering::Relaxed);
-    (0..4000u16)
-        .map(|i| 21_000 + (start + i * 2) % 10_000)
-        .find(|&p| {
-            TcpListener::bind((Ipv4Addr::UNSPECIFIED, p)).is_ok()
-                && UdpSocket::bind((Ipv4Addr::UNSPECIFIED, p)).is_ok()
-                && UdpSocket::bind((Ipv4Addr::UNSPECIFIED, p + 1)).is_ok()
-                && !Path::new(&format!("/tmp/{p}")).exists()
+impl Tools {
+    /// How the test kit starts `implementation`'s daemon.
+    pub(crate) fn daemon_kind(&self, implementation: Implementation) -> anyhow::Result<DaemonKind> {
+        Ok(match implementation {
+            Implementation::Rust => DaemonKind::rust(&self.spread),
+            Implementation::C => DaemonKind::C(self.c.clone().context("C Spread not found")?),
         })
-        .expect("a free port")
-}
-
-pub(crate) fn make_readable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644));
-        }
     }
 }
 

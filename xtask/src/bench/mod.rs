@@ -8,10 +8,10 @@ mod harness;
 mod one_daemon;
 mod ring;
 
-use crate::cspread;
 use crate::flags::BenchArgs;
 use anyhow::bail;
 use harness::Tools;
+use spread_testkit::CSpread;
 use xshell::{cmd, Shell};
 
 pub fn run(sh: &Shell, args: BenchArgs) -> anyhow::Result<()> {
@@ -25,14 +25,19 @@ pub fn run(sh: &Shell, args: BenchArgs) -> anyhow::Result<()> {
     let tools = Tools {
         spread: target.join("spread"),
         spreadctl: target.join("spreadctl"),
-        c: cspread::find(args.c_prefix.as_deref()),
+        c: match CSpread::find_in(args.c_prefix.as_deref()) {
+            Ok(c) => {
+                println!("C Spread found: {}", c.daemon.display());
+                Some(c)
+            }
+            Err(why) => {
+                println!(
+                    "no C Spread found ({why}): measuring our daemon only (set --c-prefix to compare)"
+                );
+                None
+            }
+        },
     };
-    match &tools.c {
-        Some(c) => println!("C Spread found: {}", c.daemon.display()),
-        None => {
-            println!("no C Spread installed: measuring our daemon only (set --c-prefix to compare)")
-        }
-    }
     let suite = args.which.clone().unwrap_or_else(|| args.suite.clone());
     let (one_daemon, ring) = match suite.as_str() {
         "daemon" => (true, false),

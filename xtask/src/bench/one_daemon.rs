@@ -7,19 +7,14 @@
 //! (any service) and, where C Spread is installed, C's `spflooder` (RELIABLE only), so the
 //! comparison can be made with the same client on both daemons.
 
-use super::harness::{
-    flood_between, free_port, make_readable, ClientKind, DaemonKind, TempDir, Tools,
-};
-use crate::cspread;
-use anyhow::{bail, Context};
-use std::net::TcpStream;
+use super::harness::{flood_between, ClientKind, Implementation, Tools};
+use anyhow::{anyhow, Context};
+use spread_testkit::{start_alone_with_logs, Logs, RunningDaemon};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 #[derive(serde::Serialize)]
 struct Cell {
-    daemon: DaemonKind,
+    daemon: Implementation,
     client: ClientKind,
     service: &'static str,
     bytes: usize,
@@ -34,10 +29,10 @@ pub fn run(tools: &Tools, runs: usize, quick: bool, json: Option<&Path>) -> anyh
     println!("== one daemon: throughput (msgs/s, median of {})", runs);
     let sizes = [100usize, 1000, 10_000];
     let mut cells = Vec::new();
-    let daemons: Vec<DaemonKind> = if tools.c.is_some() {
-        vec![DaemonKind::Rust, DaemonKind::C]
+    let daemons: Vec<Implementation> = if tools.c.is_some() {
+        vec![Implementation::Rust, Implementation::C]
     } else {
-        vec![DaemonKind::Rust]
+        vec![Implementation::Rust]
     };
     for daemon in daemons {
         let running = start_daemon(tools, daemon)?;
@@ -90,7 +85,7 @@ fn message_count(bytes: usize, quick: bool) -> u64 {
 
 fn rate(
     cells: &[Cell],
-    daemon: DaemonKind,
+    daemon: Implementation,
     client: ClientKind,
     service: &str,
     bytes: usize,
@@ -117,7 +112,7 @@ fn print_table(cells: &[Cell], with_c: bool) {
         for bytes in [100usize, 1000, 10_000] {
             let ours = rate(
                 cells,
-                DaemonKind::Rust,
+                Implementation::Rust,
                 ClientKind::Spreadctl,
                 service,
                 bytes,
@@ -127,17 +122,29 @@ fn print_table(cells: &[Cell], with_c: bool) {
                 println!("| {service} | {bytes} B | {ours:.0} |");
                 continue;
             }
-            let c = rate(cells, DaemonKind::C, ClientKind::Spreadctl, service, bytes)
-                .unwrap_or(f64::NAN);
+            let c = rate(
+                cells,
+                Implementation::C,
+                ClientKind::Spreadctl,
+                service,
+                bytes,
+            )
+            .unwrap_or(f64::NAN);
             let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
             let ours_fl = rate(
                 cells,
-                DaemonKind::Rust,
+                Implementation::Rust,
                 ClientKind::Spflooder,
                 service,
                 bytes,
             );
-            let c_fl = rate(cells, DaemonKind::C, ClientKind::Spflooder, service, bytes);
+            let c_fl = rate(
+                cells,
+                Implementation::C,
+                ClientKind::Spflooder,
+                service,
+                bytes,
+            );
             let ratio_fl = match (ours_fl, c_fl) {
                 (Some(a), Some(b)) => format!("{:.1}x", a / b),
                 _ => "-".into(),
@@ -152,62 +159,13 @@ fn print_table(cells: &[Cell], with_c: bool) {
     }
 }
 
-struct RunningDaemon {
-    child: Child,
-    address: String,
-    _dir: TempDir,
-}
-
-impl Drop for RunningDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_daemon(tools: &Tools, kind: DaemonKind) -> anyhow::Result<RunningDaemon> {
-    let port = free_port();
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("spread-bench-{}-{port}", std::process::id())));
-    std::fs::create_dir_all(&dir.0)?;
-    let conf = dir.0.join("spread.conf");
-    std::fs::write(
-        &conf,
-        format!("Spread_Segment 127.0.0.255:{port} {{\n    bench 127.0.0.1\n}}\n"),
-    )?;
-    make_readable(&dir.0);
-    let mut command = match kind {
-        DaemonKind::Rust => {
-            let mut c = Command::new(&tools.spread);
-            c.arg("--local-socket").arg(dir.0.join("sock"));
-            c
-        }
-        DaemonKind::C => cspread::unprivileged(&tools.c.as_ref().expect("C found").daemon),
-    };
-    let child = command
-        .args(["-n", "bench", "-c"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting the {kind:?} daemon"))?;
-    let address = format!("{port}@127.0.0.1");
-    let mut running = RunningDaemon {
-        child,
-        address,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline || running.child.try_wait()?.is_some() {
-            bail!("the {kind:?} daemon did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn start_daemon(tools: &Tools, implementation: Implementation) -> anyhow::Result<RunningDaemon> {
+    let kind = tools.daemon_kind(implementation)?;
+    let running = start_alone_with_logs(&kind, "", &[], Logs::Discarded)
+        .map_err(|e| anyhow!("starting the {implementation:?} daemon: {e}"))?;
     // A C daemon orders nothing until its ring has formed: wait until a flood gets through.
     flood(tools, &running, ClientKind::Spreadctl, "agreed", 10, 1, 99)
         .context("the daemon never became operational")?;
-    let _ = &mut running;
     Ok(running)
 }
 
@@ -221,14 +179,8 @@ fn flood(
     messages: u64,
     run: usize,
 ) -> anyhow::Result<f64> {
+    let address = daemon.address();
     flood_between(
-        tools,
-        &daemon.address,
-        &daemon.address,
-        client,
-        service,
-        bytes,
-        messages,
-        run,
+        tools, &address, &address, client, service, bytes, messages, run,
     )
 }

@@ -7,115 +7,36 @@
 //! 3.17 daemon cannot share a broadcast port with another on one host, so C runs only the
 //! first).
 
-use super::harness::{
-    flood_between, free_port, make_readable, ClientKind, DaemonKind, TempDir, Tools,
-};
-use crate::cspread;
-use anyhow::{bail, Context};
+use super::harness::{flood_between, ClientKind, Implementation, Tools};
+use anyhow::{anyhow, bail, Context};
 use spread::{ConnectOptions, Event, Mailbox, MembershipChange};
-use std::process::{Child, Stdio};
+use spread_testkit::{Layout, Logs, Ring};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Layout {
-    Segments,
-    OneSegment,
+/// Three daemons of `implementation` laid out as `layout`, their logs discarded (restarts'
+/// too): the same config, and the same quiet daemons, for ours and C's.
+fn start_ring(
+    tools: &Tools,
+    implementation: Implementation,
+    layout: Layout,
+) -> anyhow::Result<Ring> {
+    let kinds = vec![tools.daemon_kind(implementation)?; 3];
+    Ring::try_start_with_logs(kinds, layout, "", Logs::Discarded)
+        .map_err(|e| anyhow!("starting a {implementation:?} ring: {e}"))
 }
 
-struct Ring {
-    kind: DaemonKind,
-    port: u16,
-    dir: TempDir,
-    children: Vec<Option<Child>>,
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        for n in 1..=3 {
-            self.kill(n);
-        }
-    }
-}
-
-fn conf(layout: Layout, port: u16) -> String {
-    let daemon = |n: u8| format!("    n{n} 127.0.0.{n} {{ D 127.0.0.{n} C 127.0.0.{n} }}\n");
+/// The layout as the reports have always named it.
+fn layout_label(layout: Layout) -> &'static str {
     match layout {
-        Layout::Segments => (1..=3)
-            .map(|n| format!("Spread_Segment 127.0.0.255:{port} {{\n{}}}\n", daemon(n)))
-            .collect(),
-        Layout::OneSegment => format!(
-            "Spread_Segment 127.255.255.255:{port} {{\n{}{}{}}}\n",
-            daemon(1),
-            daemon(2),
-            daemon(3)
-        ),
+        Layout::SegmentPerDaemon => "Segments",
+        Layout::OneSegment => "OneSegment",
     }
 }
 
-impl Ring {
-    fn start(tools: &Tools, kind: DaemonKind, layout: Layout) -> anyhow::Result<Ring> {
-        let port = free_port();
-        let dir = TempDir(
-            std::env::temp_dir().join(format!("spread-bench-ring-{}-{port}", std::process::id())),
-        );
-        std::fs::create_dir_all(&dir.0)?;
-        std::fs::write(dir.0.join("spread.conf"), conf(layout, port))?;
-        make_readable(&dir.0);
-        let mut ring = Ring {
-            kind,
-            port,
-            dir,
-            children: vec![None, None, None],
-        };
-        for n in 1..=3 {
-            ring.start_daemon(tools, n)?;
-        }
-        Ok(ring)
-    }
-
-    fn start_daemon(&mut self, tools: &Tools, n: u8) -> anyhow::Result<()> {
-        let mut cmd = match self.kind {
-            DaemonKind::Rust => {
-                let mut c = std::process::Command::new(&tools.spread);
-                c.arg("--local-socket")
-                    .arg(self.dir.0.join(format!("sock{n}")));
-                c
-            }
-            DaemonKind::C => cspread::unprivileged(&tools.c.as_ref().context("C Spread")?.daemon),
-        };
-        let child = cmd
-            .args(["-n", &format!("n{n}"), "-c"])
-            .arg(self.dir.0.join("spread.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.children[n as usize - 1] = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect((format!("127.0.0.{n}").as_str(), self.port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("daemon n{n} did not start");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ok(())
-    }
-
-    fn kill(&mut self, n: u8) {
-        if let Some(mut c) = self.children[n as usize - 1].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn address(&self, n: u8) -> String {
-        format!("{}@127.0.0.{n}", self.port)
-    }
-
-    fn client(&self, n: u8, name: &str) -> anyhow::Result<Mailbox> {
-        Ok(Mailbox::connect(
-            &ConnectOptions::new(self.address(n)).name(name),
-        )?)
-    }
+fn client(ring: &Ring, n: u8, name: &str) -> anyhow::Result<Mailbox> {
+    Ok(Mailbox::connect(
+        &ConnectOptions::new(ring.address(n)).name(name),
+    )?)
 }
 
 /// Waits for a regular view of `group` with `members` members; returns when it came.
@@ -145,12 +66,12 @@ struct Times {
 }
 
 /// One cycle: start, form (clients on n1 and n3 see each other), kill -9 n3, restart it.
-fn cycle(tools: &Tools, kind: DaemonKind) -> anyhow::Result<Times> {
+fn cycle(tools: &Tools, implementation: Implementation) -> anyhow::Result<Times> {
     let started = Instant::now();
-    let mut ring = Ring::start(tools, kind, Layout::Segments)?;
+    let mut ring = start_ring(tools, implementation, Layout::SegmentPerDaemon)?;
     let patience = Duration::from_secs(60);
-    let mut a = ring.client(1, "a")?;
-    let mut c = ring.client(3, "c")?;
+    let mut a = client(&ring, 1, "a")?;
+    let mut c = client(&ring, 3, "c")?;
     a.join("bench")?;
     c.join("bench")?;
     let formed = until_view(&mut a, "bench", 2, patience)?;
@@ -160,8 +81,9 @@ fn cycle(tools: &Tools, kind: DaemonKind) -> anyhow::Result<Times> {
     drop(c);
     let crash = until_view(&mut a, "bench", 1, patience)? - killed;
     let restarted = Instant::now();
-    ring.start_daemon(tools, 3)?;
-    let mut c = ring.client(3, "c2")?;
+    ring.try_start_daemon(3)
+        .map_err(|e| anyhow!("restarting n3: {e}"))?;
+    let mut c = client(&ring, 3, "c2")?;
     c.join("bench")?;
     let merge = until_view(&mut a, "bench", 2, patience)? - restarted;
     Ok(Times {
@@ -182,9 +104,9 @@ pub fn run(tools: &Tools, runs: usize, quick: bool) -> anyhow::Result<()> {
         "== ring: membership times (3 daemons, one per segment on 127.0.0.1-3; default timeouts)"
     );
     let ours_cycles = if quick { 3 } else { 10 };
-    let mut kinds = vec![(DaemonKind::Rust, ours_cycles)];
+    let mut kinds = vec![(Implementation::Rust, ours_cycles)];
     if tools.c.is_some() {
-        kinds.push((DaemonKind::C, if quick { 1 } else { 3 }));
+        kinds.push((Implementation::C, if quick { 1 } else { 3 }));
     }
     let mut rows = Vec::new();
     for (kind, cycles) in kinds {
@@ -222,13 +144,13 @@ pub fn run(tools: &Tools, runs: usize, quick: bool) -> anyhow::Result<()> {
     println!();
     println!("== ring: throughput, sender on n1, receiver on n2 (msgs/s, median of {runs})");
     let mut table = Vec::new();
-    for layout in [Layout::Segments, Layout::OneSegment] {
-        let mut kinds = vec![DaemonKind::Rust];
-        if tools.c.is_some() && layout == Layout::Segments {
-            kinds.push(DaemonKind::C);
+    for layout in [Layout::SegmentPerDaemon, Layout::OneSegment] {
+        let mut kinds = vec![Implementation::Rust];
+        if tools.c.is_some() && layout == Layout::SegmentPerDaemon {
+            kinds.push(Implementation::C);
         }
         for kind in kinds {
-            let ring = Ring::start(tools, kind, layout)?;
+            let ring = start_ring(tools, kind, layout)?;
             // Operational once a message gets through.
             flood_between(
                 tools,
@@ -251,7 +173,7 @@ pub fn run(tools: &Tools, runs: usize, quick: bool) -> anyhow::Result<()> {
                         50_000
                     };
                     let mut clients = vec![ClientKind::Spreadctl];
-                    if kind == DaemonKind::C && service == "reliable" {
+                    if kind == Implementation::C && service == "reliable" {
                         clients.push(ClientKind::Spflooder);
                     }
                     for client in clients {
@@ -270,7 +192,10 @@ pub fn run(tools: &Tools, runs: usize, quick: bool) -> anyhow::Result<()> {
                         }
                         rates.sort_by(f64::total_cmp);
                         let median = rates[rates.len() / 2];
-                        println!("  {layout:?} {kind:?} {client:?} {service} {bytes} B: {median:.0} msgs/s");
+                        println!(
+                            "  {} {kind:?} {client:?} {service} {bytes} B: {median:.0} msgs/s",
+                            layout_label(layout)
+                        );
                         table.push((layout, kind, client, service, bytes, median));
                     }
                 }
@@ -290,25 +215,38 @@ pub fn run(tools: &Tools, runs: usize, quick: bool) -> anyhow::Result<()> {
         "| layout | service | size | ours (spreadctl) | C (spreadctl) | ratio | C (spflooder) |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for layout in [Layout::Segments, Layout::OneSegment] {
+    for layout in [Layout::SegmentPerDaemon, Layout::OneSegment] {
         for service in ["reliable", "agreed"] {
             for bytes in [100usize, 1000, 10_000] {
                 let ours = find(
                     layout,
-                    DaemonKind::Rust,
+                    Implementation::Rust,
                     ClientKind::Spreadctl,
                     service,
                     bytes,
                 );
-                let c = find(layout, DaemonKind::C, ClientKind::Spreadctl, service, bytes);
-                let cf = find(layout, DaemonKind::C, ClientKind::Spflooder, service, bytes);
+                let c = find(
+                    layout,
+                    Implementation::C,
+                    ClientKind::Spreadctl,
+                    service,
+                    bytes,
+                );
+                let cf = find(
+                    layout,
+                    Implementation::C,
+                    ClientKind::Spflooder,
+                    service,
+                    bytes,
+                );
                 let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
                 let ratio = match (ours, c) {
                     (Some(a), Some(b)) => format!("{:.1}x", a / b),
                     _ => "-".into(),
                 };
                 println!(
-                    "| {layout:?} | {service} | {bytes} B | {} | {} | {ratio} | {} |",
+                    "| {} | {service} | {bytes} B | {} | {} | {ratio} | {} |",
+                    layout_label(layout),
                     fmt(ours),
                     fmt(c),
                     fmt(cf)
